@@ -1,0 +1,9 @@
+//! Kubernetes API objects: types, defaulting, validation and manifest reading. Pure.
+
+pub mod defaults;
+pub mod field;
+pub mod manifest;
+pub mod names;
+pub mod quantity;
+pub mod types;
+pub mod validation;

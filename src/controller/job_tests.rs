@@ -1,0 +1,212 @@
+//! Table tests of the Job controller's decisions, with explicit times (no clock, no Wasm).
+
+use super::*;
+use crate::api::defaults::default_job;
+use crate::api::types::JobSpec;
+
+fn at(secs: i64) -> Timestamp {
+    Timestamp::UNIX_EPOCH + SignedDuration::from_secs(secs)
+}
+
+fn job(f: impl FnOnce(&mut JobSpec)) -> Job {
+    let mut j = Job {
+        api_version: "batch/v1".into(),
+        kind: "Job".into(),
+        metadata: Default::default(),
+        spec: JobSpec::default(),
+        status: Default::default(),
+    };
+    j.spec.template.spec.restart_policy = Some("Never".into());
+    f(&mut j.spec);
+    default_job(&mut j);
+    j
+}
+
+fn pods(n: usize) -> Vec<ActivePod> {
+    (0..n)
+        .map(|i| ActivePod {
+            name: format!("p{i}"),
+            restart_count: 0,
+            ready: true,
+            terminating: false,
+        })
+        .collect()
+}
+
+fn obs(active: &[ActivePod], succeeded: i32, failed: i32) -> Observed<'_> {
+    Observed {
+        active,
+        succeeded,
+        failed,
+        backoff: BackoffRecord::default(),
+    }
+}
+
+fn types(status: &JobStatus) -> Vec<(&str, &str)> {
+    status
+        .conditions
+        .iter()
+        .map(|c| (c.type_.as_str(), c.reason.as_str()))
+        .collect()
+}
+
+const NO_BACKOFF: BackoffPolicy = BackoffPolicy {
+    base: Duration::ZERO,
+    max: Duration::ZERO,
+};
+
+#[test]
+fn creates_up_to_parallelism_and_never_more_than_remaining_completions() {
+    // (completions, parallelism, active, succeeded) → pods to create
+    let cases = [
+        (Some(1), Some(1), 0, 0, 1),
+        (Some(4), Some(2), 0, 0, 2),
+        (Some(4), Some(2), 1, 0, 1),
+        (Some(4), Some(2), 1, 2, 0),
+        (Some(4), Some(2), 0, 3, 1),
+        (Some(4), Some(10), 0, 1, 3),
+        (Some(5), Some(0), 0, 0, 0),  // parallelism 0 pauses
+        (None, Some(3), 0, 0, 3),     // work queue
+        (None, Some(3), 1, 1, 0),     // work queue after a success: no new pods
+        (Some(0), Some(1), 0, 0, 0),
+    ];
+    for (c, p, active, succeeded, want) in cases {
+        let j = job(|s| {
+            s.completions = c;
+            s.parallelism = p;
+        });
+        let act = pods(active);
+        let plan = reconcile(&j, &obs(&act, succeeded, 0), at(0), &NO_BACKOFF);
+        assert_eq!(plan.create, want, "{c:?} {p:?} {active} {succeeded}");
+        assert!(plan.delete.is_empty());
+        assert_eq!(plan.status.start_time, Some(at(0)));
+    }
+}
+
+#[test]
+fn completes_with_success_criteria_then_complete() {
+    let mut j = job(|s| s.completions = Some(2));
+    let plan = reconcile(&j, &obs(&[], 2, 1), at(7), &NO_BACKOFF);
+    assert_eq!(
+        types(&plan.status),
+        [("SuccessCriteriaMet", "CompletionsReached"), ("Complete", "CompletionsReached")]
+    );
+    assert_eq!(plan.status.completion_time, Some(at(7)));
+    assert_eq!((plan.status.succeeded, plan.status.failed), (2, 1));
+    assert_eq!(plan.notes[0].reason, "Completed");
+    // A finished Job is left alone.
+    j.status = plan.status;
+    let again = reconcile(&j, &obs(&[], 2, 1), at(9), &NO_BACKOFF);
+    assert_eq!(again.create, 0);
+    assert_eq!(again.status.conditions.len(), 2);
+}
+
+#[test]
+fn work_queue_completes_when_all_pods_ended_after_a_success() {
+    let j = job(|s| s.parallelism = Some(2));
+    let one = pods(1);
+    let waiting = reconcile(&j, &obs(&one, 1, 0), at(1), &NO_BACKOFF);
+    assert!(waiting.status.conditions.is_empty());
+    assert_eq!(waiting.create, 0);
+    let done = reconcile(&j, &obs(&[], 2, 0), at(2), &NO_BACKOFF);
+    assert_eq!(types(&done.status).last(), Some(&("Complete", "CompletionsReached")));
+}
+
+#[test]
+fn backoff_limit_counts_failed_pods_with_restart_policy_never() {
+    let j = job(|s| s.backoff_limit = Some(4));
+    let plan = reconcile(&j, &obs(&[], 0, 4), at(0), &NO_BACKOFF);
+    assert!(plan.status.conditions.is_empty());
+    assert_eq!(plan.create, 1);
+    let plan = reconcile(&j, &obs(&[], 0, 5), at(0), &NO_BACKOFF);
+    assert_eq!(
+        types(&plan.status),
+        [("FailureTarget", "BackoffLimitExceeded"), ("Failed", "BackoffLimitExceeded")]
+    );
+    assert_eq!(plan.status.conditions[1].message, "Job has reached the specified backoff limit");
+    assert_eq!(plan.status.completion_time, None);
+    assert_eq!(plan.create, 0);
+}
+
+#[test]
+fn failing_job_terminates_active_pods_before_the_failed_condition() {
+    let mut j = job(|s| {
+        s.parallelism = Some(3);
+        s.completions = Some(3);
+        s.backoff_limit = Some(0);
+    });
+    let act = pods(2);
+    let plan = reconcile(&j, &obs(&act, 0, 1), at(3), &NO_BACKOFF);
+    assert_eq!(plan.delete, ["p0", "p1"]);
+    assert_eq!(plan.delete_reason, "BackoffLimitExceeded");
+    assert_eq!(types(&plan.status), [("FailureTarget", "BackoffLimitExceeded")]);
+    assert_eq!((plan.status.active, plan.status.terminating), (0, 2));
+    // Next pass: the two pods are gone (counted as failed) → Failed.
+    j.status = plan.status;
+    let plan = reconcile(&j, &obs(&[], 0, 3), at(4), &NO_BACKOFF);
+    assert_eq!(
+        types(&plan.status),
+        [("FailureTarget", "BackoffLimitExceeded"), ("Failed", "BackoffLimitExceeded")]
+    );
+    assert_eq!(plan.status.failed, 3);
+}
+
+#[test]
+fn on_failure_counts_restarts_of_running_pods() {
+    // (backoffLimit, restarts) → fails?
+    for (limit, restarts, fails) in [(4, 3, false), (4, 4, true), (0, 0, false), (0, 1, true), (1, 1, true)] {
+        let j = job(|s| {
+            s.backoff_limit = Some(limit);
+            s.template.spec.restart_policy = Some("OnFailure".into());
+        });
+        let mut act = pods(1);
+        act[0].restart_count = restarts;
+        let plan = reconcile(&j, &obs(&act, 0, 0), at(0), &NO_BACKOFF);
+        let failed = plan.status.condition("FailureTarget").is_some();
+        assert_eq!(failed, fails, "limit {limit} restarts {restarts}");
+        assert_eq!(plan.delete.len(), usize::from(fails));
+    }
+}
+
+#[test]
+fn deadline_fails_the_job_and_is_requeued_until_then() {
+    let mut j = job(|s| s.active_deadline_seconds = Some(100));
+    j.status.start_time = Some(at(0));
+    let act = pods(1);
+    let early = reconcile(&j, &obs(&act, 0, 0), at(40), &NO_BACKOFF);
+    assert_eq!(early.requeue_after, Some(Duration::from_secs(60)));
+    assert!(early.delete.is_empty());
+    let late = reconcile(&j, &obs(&act, 0, 0), at(100), &NO_BACKOFF);
+    assert_eq!(late.delete, ["p0"]);
+    assert_eq!(late.delete_reason, "DeadlineExceeded");
+    assert_eq!(types(&late.status), [("FailureTarget", "DeadlineExceeded")]);
+    assert_eq!(late.status.conditions[0].message, "Job was active longer than specified deadline");
+}
+
+#[test]
+fn replacement_pods_wait_for_exponential_backoff() {
+    let j = job(|s| s.backoff_limit = Some(6));
+    let policy = BackoffPolicy::default();
+    let mut record = BackoffRecord::default();
+    record.failed(at(0));
+    record.failed(at(10));
+    let o = Observed {
+        active: &[],
+        succeeded: 0,
+        failed: 2,
+        backoff: record,
+    };
+    let wait = reconcile(&j, &o, at(15), &policy);
+    assert_eq!(wait.create, 0);
+    assert_eq!(wait.requeue_after, Some(Duration::from_secs(15)));
+    let go = reconcile(&j, &o, at(30), &policy);
+    assert_eq!(go.create, 1);
+}
+
+#[test]
+fn start_time_is_kept_once_set() {
+    let mut j = job(|_| {});
+    j.status.start_time = Some(at(5));
+    let plan = reconcile(&j, &obs(&[], 0, 0), at(50), &NO_BACKOFF);
+    assert_eq!(plan.status.start_time, Some(at(5)));
+}

@@ -1,0 +1,4 @@
+//! Controllers: pure decisions from (object, observed pods, now) to actions.
+
+pub mod backoff;
+pub mod job;

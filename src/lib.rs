@@ -1,0 +1,9 @@
+//! wasmjob runs Kubernetes batch/v1 Jobs whose pods are sandboxed WebAssembly (WASI) modules.
+//!
+//! The pieces, from the outside in: [`api`] reads and validates manifests; [`controller`]
+//! decides (pure functions of object, pods and time); [`host`] applies those decisions with a
+//! [`runtime::PodRuntime`]; [`runtime::wasm`] runs pods on wasmtime.
+
+pub mod api;
+pub mod clock;
+pub mod controller;
