@@ -7,3 +7,8 @@
 pub mod api;
 pub mod clock;
 pub mod controller;
+pub mod logs;
+pub mod runtime;
+pub mod host;
+pub mod kubelet;
+pub mod store;

@@ -62,7 +62,8 @@ fn creates_up_to_parallelism_and_never_more_than_remaining_completions() {
         (Some(1), Some(1), 0, 0, 1),
         (Some(4), Some(2), 0, 0, 2),
         (Some(4), Some(2), 1, 0, 1),
-        (Some(4), Some(2), 1, 2, 0),
+        (Some(4), Some(2), 1, 2, 1),
+        (Some(4), Some(2), 1, 3, 0),
         (Some(4), Some(2), 0, 3, 1),
         (Some(4), Some(10), 0, 1, 3),
         (Some(5), Some(0), 0, 0, 0),  // parallelism 0 pauses

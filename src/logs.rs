@@ -1,0 +1,162 @@
+//! Pod logs: a bounded buffer per container run, optionally streamed live with kubectl's
+//! `--prefix` format (`[pod/NAME/CONTAINER] line`).
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+/// Default cap on one container run's log, as the kubelet's `containerLogMaxSize` (10Mi).
+pub const DEFAULT_LOG_LIMIT: usize = 10 << 20;
+
+/// Where live log lines go (the terminal, usually).
+pub struct LogStream {
+    out: Mutex<Box<dyn Write + Send>>,
+}
+
+impl LogStream {
+    /// Streams lines to `out`.
+    pub fn new(out: Box<dyn Write + Send>) -> Arc<Self> {
+        Arc::new(LogStream {
+            out: Mutex::new(out),
+        })
+    }
+
+    fn line(&self, prefix: &str, line: &[u8]) {
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        // A closed terminal must not fail the pod: output errors are dropped.
+        let _ = out
+            .write_all(prefix.as_bytes())
+            .and_then(|()| out.write_all(line))
+            .and_then(|()| out.write_all(b"\n"))
+            .and_then(|()| out.flush());
+    }
+}
+
+/// One container run's log: stdout and stderr interleaved, as `kubectl logs` shows them.
+pub struct PodLog {
+    cap: usize,
+    prefix: String,
+    stream: Option<Arc<LogStream>>,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    data: Vec<u8>,
+    dropped: u64,
+    /// Start of the line not yet streamed.
+    streamed: usize,
+}
+
+impl PodLog {
+    /// An empty log for container `container` of pod `pod`, keeping at most `cap` bytes.
+    pub fn new(pod: &str, container: &str, cap: usize, stream: Option<Arc<LogStream>>) -> Arc<Self> {
+        Arc::new(PodLog {
+            cap,
+            prefix: format!("[pod/{pod}/{container}] "),
+            stream,
+            inner: Mutex::default(),
+        })
+    }
+
+    /// Appends output; bytes past the cap are counted and dropped, never refused, so a
+    /// flooding guest neither fails nor exhausts the host.
+    pub fn write(&self, bytes: &[u8]) {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let room = self.cap.saturating_sub(g.data.len());
+        let keep = room.min(bytes.len());
+        g.data.extend_from_slice(&bytes[..keep]);
+        g.dropped += (bytes.len() - keep) as u64;
+        if let Some(stream) = &self.stream {
+            while let Some(nl) = g.data[g.streamed..].iter().position(|&b| b == b'\n') {
+                let end = g.streamed + nl;
+                stream.line(&self.prefix, &g.data[g.streamed..end]);
+                g.streamed = end + 1;
+            }
+        }
+    }
+
+    /// Appends a line written by the host (e.g. a trap message), past the cap if need be.
+    pub fn note(&self, line: &str) {
+        self.finish();
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.data.extend_from_slice(line.as_bytes());
+        g.data.push(b'\n');
+        if let Some(stream) = &self.stream {
+            stream.line(&self.prefix, line.as_bytes());
+        }
+        g.streamed = g.data.len();
+    }
+
+    /// Streams a last unterminated line and reports truncation; call when the run ends.
+    pub fn finish(&self) {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(stream) = &self.stream {
+            if g.streamed < g.data.len() {
+                stream.line(&self.prefix, &g.data[g.streamed..]);
+            }
+            if g.dropped > 0 && g.streamed <= self.cap {
+                let msg = format!("[wasmjob: log truncated at {} bytes; {} more bytes dropped]", self.cap, g.dropped);
+                stream.line(&self.prefix, msg.as_bytes());
+            }
+        }
+        g.streamed = g.data.len() + 1;
+    }
+
+    /// The log so far, with a truncation notice if output was dropped.
+    pub fn contents(&self) -> Vec<u8> {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = g.data.clone();
+        if g.dropped > 0 {
+            if out.last().is_some_and(|&b| b != b'\n') {
+                out.push(b'\n');
+            }
+            out.extend_from_slice(
+                format!("[wasmjob: log truncated at {} bytes; {} more bytes dropped]\n", self.cap, g.dropped).as_bytes(),
+            );
+        }
+        out
+    }
+
+    /// Bytes written past the cap.
+    pub fn dropped(&self) -> u64 {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn streams_whole_lines_with_kubectl_prefix() {
+        let out = Shared::default();
+        let log = PodLog::new("pi-abcde", "pi", 1024, Some(LogStream::new(Box::new(out.clone()))));
+        log.write(b"3.14");
+        log.write(b"15\nsecond");
+        log.finish();
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text, "[pod/pi-abcde/pi] 3.1415\n[pod/pi-abcde/pi] second\n");
+        assert_eq!(log.contents(), b"3.1415\nsecond");
+    }
+
+    #[test]
+    fn keeps_the_first_cap_bytes_and_counts_the_rest() {
+        let log = PodLog::new("p", "c", 10, None);
+        log.write(&[b'x'; 25]);
+        assert_eq!(log.dropped(), 15);
+        let text = String::from_utf8(log.contents()).unwrap();
+        assert!(text.starts_with("xxxxxxxxxx\n[wasmjob: log truncated at 10 bytes; 15 more bytes dropped]"), "{text}");
+    }
+}

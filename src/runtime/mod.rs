@@ -1,0 +1,108 @@
+//! How pods run: the [`PodRuntime`] trait, implemented by [`wasm`] (wasmtime) and [`fake`]
+//! (scripted, for tests and benchmarks). Nothing outside `runtime::wasm` names wasmtime.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::api::field::ErrorList;
+use crate::api::types::Job;
+use crate::logs::PodLog;
+
+pub mod fake;
+pub mod wasm;
+
+/// A boxed, sendable future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// How one container run ended. A guest failing is data, not an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodExit {
+    /// The module exited (or returned from `_start`) with this code.
+    Exited(i32),
+    /// The module trapped (e.g. `unreachable`, out-of-bounds access, stack overflow).
+    Trapped(String),
+    /// The module needed more memory than its limit allowed.
+    OutOfMemory(String),
+    /// The host stopped it; the reason is the Job's (e.g. `DeadlineExceeded`).
+    Terminated(String),
+    /// The host could not start it (e.g. a hostPath that vanished).
+    CannotRun(String),
+}
+
+impl PodExit {
+    /// Whether the run succeeded.
+    pub fn success(&self) -> bool {
+        matches!(self, PodExit::Exited(0))
+    }
+
+    /// Exit code as Kubernetes reports it: the module's code, 137 for kills (SIGKILL) and
+    /// OOM, 134 for traps (SIGABRT), 128 when it could not run.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            PodExit::Exited(c) => *c,
+            PodExit::Trapped(_) => 134,
+            PodExit::OutOfMemory(_) | PodExit::Terminated(_) => 137,
+            PodExit::CannotRun(_) => 128,
+        }
+    }
+
+    /// The container's `state.terminated.reason`.
+    pub fn reason(&self) -> &str {
+        match self {
+            PodExit::Exited(0) => "Completed",
+            PodExit::Exited(_) | PodExit::Trapped(_) => "Error",
+            PodExit::OutOfMemory(_) => "OOMKilled",
+            PodExit::Terminated(r) => r,
+            PodExit::CannotRun(_) => "ContainerCannotRun",
+        }
+    }
+
+    /// The container's `state.terminated.message`, if any.
+    pub fn message(&self) -> Option<&str> {
+        match self {
+            PodExit::Exited(_) => None,
+            PodExit::Trapped(m) | PodExit::OutOfMemory(m) | PodExit::CannotRun(m) => Some(m),
+            PodExit::Terminated(_) => None,
+        }
+    }
+}
+
+/// The pod a sandbox is made for: what `fieldRef`s and logs need.
+#[derive(Debug, Clone, Default)]
+pub struct PodIdentity {
+    /// Pod name.
+    pub name: String,
+    /// Pod namespace.
+    pub namespace: String,
+    /// Pod uid.
+    pub uid: String,
+    /// Pod labels.
+    pub labels: BTreeMap<String, String>,
+    /// Pod annotations.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Runs pods.
+pub trait PodRuntime: Send + Sync + 'static {
+    /// Checks and prepares a Job's pod template once (reads and compiles the module, checks
+    /// volumes). Problems are field errors, reported before anything starts.
+    fn prepare(&self, job: &Job, base_dir: &Path) -> Result<Arc<dyn PreparedPod>, ErrorList>;
+}
+
+/// A Job's pod template, ready to run many pods.
+pub trait PreparedPod: Send + Sync {
+    /// The module's content id (`sha256:...`), shown as the container's `imageID`.
+    fn image_id(&self) -> String;
+
+    /// Creates one pod's sandbox (its emptyDir volumes live as long as it does).
+    fn sandbox(&self, pod: &PodIdentity) -> Result<Box<dyn Sandbox>, String>;
+}
+
+/// One pod: runs its container, possibly several times (restartPolicy OnFailure).
+pub trait Sandbox: Send + Sync {
+    /// Runs the container once, writing its output to `log`. Dropping the future stops it.
+    fn run(&self, log: Arc<PodLog>) -> BoxFuture<PodExit>;
+}

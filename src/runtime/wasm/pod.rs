@@ -1,0 +1,337 @@
+//! One pod on wasmtime: the sandbox (argv, env, preopened volumes, memory limit) built from a
+//! Job's pod template, and a container run with its exit classified.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tempfile::TempDir;
+use wasmtime::{Engine, InstancePre, ResourceLimiter, Store, Trap, WasmBacktrace};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+
+use super::WasmOptions;
+use super::sink::LogSink;
+use crate::api::field::{ErrorList, FieldError, Path as FieldPath};
+use crate::api::quantity::parse_bytes;
+use crate::api::types::Job;
+use crate::api::validation::{FieldRef, field_ref_key};
+use crate::logs::PodLog;
+use crate::runtime::{BoxFuture, PodExit, PodIdentity, PreparedPod, Sandbox};
+
+/// Per-store state: the WASI context and the memory limiter.
+pub struct PodState {
+    pub(super) wasi: WasiP1Ctx,
+    limiter: MemoryLimiter,
+}
+
+/// Caps linear memory and remembers whether it refused growth (→ OOMKilled).
+struct MemoryLimiter {
+    max: usize,
+    denied: bool,
+}
+
+/// Table elements allowed per store: generous for real programs, bounded for hostile ones.
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let ok = desired <= self.max && maximum.is_none_or(|m| desired <= m);
+        self.denied |= !ok;
+        Ok(ok)
+    }
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.denied = true;
+        Ok(())
+    }
+    fn table_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS && maximum.is_none_or(|m| desired <= m))
+    }
+    fn instances(&self) -> usize {
+        1
+    }
+    fn memories(&self) -> usize {
+        1
+    }
+    fn tables(&self) -> usize {
+        4
+    }
+}
+
+/// Where a mount's host directory comes from.
+#[derive(Debug, Clone)]
+enum Source {
+    Host { path: PathBuf, create: bool },
+    EmptyDir(String),
+}
+
+#[derive(Debug, Clone)]
+struct Mount {
+    source: Source,
+    guest: String,
+    read_only: bool,
+}
+
+/// An environment variable, literal or resolved per pod.
+#[derive(Debug, Clone)]
+enum EnvValue {
+    Literal(String),
+    Field(String),
+}
+
+/// A Job's pod template, compiled and resolved.
+pub struct PreparedWasm {
+    engine: Engine,
+    pre: InstancePre<PodState>,
+    image_id: String,
+    argv: Vec<String>,
+    env: Vec<(String, EnvValue)>,
+    mounts: Vec<Mount>,
+    working_dir: Option<String>,
+    memory_limit: usize,
+}
+
+impl PreparedWasm {
+    pub(super) fn new(
+        engine: Engine,
+        pre: InstancePre<PodState>,
+        image_id: String,
+        job: &Job,
+        base_dir: &Path,
+        options: &WasmOptions,
+    ) -> Result<Self, ErrorList> {
+        let spec = &job.spec.template.spec;
+        let c = &spec.containers[0];
+        let cpath = FieldPath::new("spec").child("template").child("spec").child("containers").index(0);
+        let mut errs = ErrorList::new();
+        let argv = std::iter::once(c.name.clone())
+            .chain(c.command.iter().cloned())
+            .chain(c.args.iter().cloned())
+            .collect();
+        let env = c
+            .env
+            .iter()
+            .map(|e| {
+                let v = match e.value_from.as_ref().and_then(|f| f.field_ref.as_ref()) {
+                    Some(fr) => EnvValue::Field(fr.field_path.clone()),
+                    None => EnvValue::Literal(e.value.clone().unwrap_or_default()),
+                };
+                (e.name.clone(), v)
+            })
+            .collect();
+        let mut mounts = Vec::new();
+        for m in &c.volume_mounts {
+            let Some((vi, v)) = spec.volumes.iter().enumerate().find(|(_, v)| v.name == m.name) else {
+                continue; // validation reported it
+            };
+            let source = if let Some(hp) = &v.host_path {
+                let path = base_dir.join(&hp.path);
+                let create = hp.type_.as_deref() == Some("DirectoryOrCreate");
+                if !create && !path.is_dir() {
+                    let vp = FieldPath::new("spec").child("template").child("spec").child("volumes").index(vi);
+                    errs.push(FieldError::invalid(
+                        &vp.child("hostPath").child("path"),
+                        hp.path.as_str(),
+                        format!("{} is not an existing directory", path.display()),
+                    ));
+                }
+                Source::Host { path, create }
+            } else {
+                Source::EmptyDir(v.name.clone())
+            };
+            mounts.push(Mount {
+                source,
+                guest: m.mount_path.clone(),
+                read_only: m.read_only.unwrap_or(false),
+            });
+        }
+        let memory_limit = c
+            .resources
+            .as_ref()
+            .and_then(|r| r.limits.get("memory"))
+            .and_then(|q| parse_bytes(&q.0))
+            .unwrap_or(options.default_memory_limit);
+        let memory_limit = usize::try_from(memory_limit).unwrap_or(usize::MAX);
+        if memory_limit < 64 << 10 {
+            errs.push(FieldError::invalid(
+                &cpath.child("resources").child("limits").key("memory"),
+                format!("{memory_limit}"),
+                "must be at least 64Ki, one WebAssembly page",
+            ));
+        }
+        if !errs.is_empty() {
+            return Err(errs);
+        }
+        Ok(PreparedWasm {
+            engine,
+            pre,
+            image_id,
+            argv,
+            env,
+            mounts,
+            working_dir: c.working_dir.clone(),
+            memory_limit,
+        })
+    }
+}
+
+impl PreparedPod for PreparedWasm {
+    fn image_id(&self) -> String {
+        self.image_id.clone()
+    }
+
+    fn sandbox(&self, pod: &PodIdentity) -> Result<Box<dyn Sandbox>, String> {
+        let needs_tmp = self.mounts.iter().any(|m| matches!(m.source, Source::EmptyDir(_)));
+        let tmp = if needs_tmp {
+            Some(
+                tempfile::Builder::new()
+                    .prefix(&format!("wasmjob-{}-", pod.name))
+                    .tempdir()
+                    .map_err(|e| format!("creating emptyDir volumes: {e}"))?,
+            )
+        } else {
+            None
+        };
+        let mut preopens = Vec::with_capacity(self.mounts.len() + 1);
+        for m in &self.mounts {
+            let host = match (&m.source, &tmp) {
+                (Source::Host { path, create }, _) => {
+                    if *create {
+                        std::fs::create_dir_all(path).map_err(|e| format!("creating hostPath {}: {e}", path.display()))?;
+                    }
+                    path.clone()
+                }
+                (Source::EmptyDir(name), Some(tmp)) => {
+                    let dir = tmp.path().join(name);
+                    std::fs::create_dir_all(&dir).map_err(|e| format!("creating emptyDir {name}: {e}"))?;
+                    dir
+                }
+                (Source::EmptyDir(_), None) => unreachable!("a temporary directory exists when an emptyDir is mounted"),
+            };
+            preopens.push((host, m.guest.clone(), m.read_only));
+        }
+        if let Some(wd) = &self.working_dir {
+            // WASI preview1 has no current directory; wasi-libc resolves relative paths
+            // through a preopen named ".", so the working directory is preopened as ".".
+            let (host, guest, ro) = preopens
+                .iter()
+                .filter(|(_, g, _)| wd == g.trim_end_matches('/') || wd.starts_with(&format!("{}/", g.trim_end_matches('/'))))
+                .max_by_key(|(_, g, _)| g.len())
+                .cloned()
+                .ok_or_else(|| format!("workingDir {wd} is not inside a volume mount"))?;
+            let rel = wd.trim_start_matches(guest.trim_end_matches('/')).trim_start_matches('/');
+            preopens.push((host.join(rel), ".".into(), ro));
+        }
+        let env = self
+            .env
+            .iter()
+            .map(|(k, v)| {
+                let value = match v {
+                    EnvValue::Literal(s) => s.clone(),
+                    EnvValue::Field(path) => match field_ref_key(path) {
+                        Some(FieldRef::Name) => pod.name.clone(),
+                        Some(FieldRef::Namespace) => pod.namespace.clone(),
+                        Some(FieldRef::Uid) => pod.uid.clone(),
+                        Some(FieldRef::Label(k)) => pod.labels.get(k).cloned().unwrap_or_default(),
+                        Some(FieldRef::Annotation(k)) => pod.annotations.get(k).cloned().unwrap_or_default(),
+                        None => String::new(),
+                    },
+                };
+                (k.clone(), value)
+            })
+            .collect();
+        Ok(Box::new(WasmSandbox {
+            engine: self.engine.clone(),
+            pre: self.pre.clone(),
+            argv: self.argv.clone(),
+            env,
+            preopens,
+            memory_limit: self.memory_limit,
+            _tmp: tmp,
+        }))
+    }
+}
+
+/// One pod's sandbox; its emptyDir volumes are removed when it is dropped.
+struct WasmSandbox {
+    engine: Engine,
+    pre: InstancePre<PodState>,
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+    preopens: Vec<(PathBuf, String, bool)>,
+    memory_limit: usize,
+    _tmp: Option<TempDir>,
+}
+
+impl Sandbox for WasmSandbox {
+    fn run(&self, log: Arc<PodLog>) -> BoxFuture<PodExit> {
+        let mut b = WasiCtxBuilder::new();
+        b.args(&self.argv)
+            .stdout(LogSink(log.clone()))
+            .stderr(LogSink(log.clone()));
+        for (k, v) in &self.env {
+            b.env(k, v);
+        }
+        for (host, guest, ro) in &self.preopens {
+            let perms = if *ro { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+            if let Err(e) = b.preopened_dir(host, guest, perms) {
+                let msg = format!("mounting {} at {guest}: {}", host.display(), e.root_cause());
+                return Box::pin(async move { PodExit::CannotRun(msg) });
+            }
+        }
+        let state = PodState {
+            wasi: b.build_p1(),
+            limiter: MemoryLimiter {
+                max: self.memory_limit,
+                denied: false,
+            },
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_async_yield_and_update(1);
+        let pre = self.pre.clone();
+        let limit = self.memory_limit;
+        Box::pin(async move {
+            let result = async {
+                let instance = pre.instantiate_async(&mut store).await?;
+                let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+                start.call_async(&mut store, ()).await
+            }
+            .await;
+            let exit = classify(result, store.data().limiter.denied, limit);
+            if let PodExit::Trapped(msg) | PodExit::OutOfMemory(msg) = &exit {
+                log.note(msg);
+            }
+            exit
+        })
+    }
+}
+
+/// Maps a run's result onto a container exit.
+fn classify(result: wasmtime::Result<()>, memory_denied: bool, limit: usize) -> PodExit {
+    let oom = || {
+        PodExit::OutOfMemory(format!(
+            "memory limit of {} exceeded",
+            crate::api::quantity::format_bytes(limit as u64)
+        ))
+    };
+    match result {
+        Ok(()) => PodExit::Exited(0),
+        Err(e) => {
+            if let Some(exit) = e.downcast_ref::<I32Exit>() {
+                return if exit.0 != 0 && memory_denied { oom() } else { PodExit::Exited(exit.0) };
+            }
+            if memory_denied {
+                return oom();
+            }
+            let mut msg = match e.downcast_ref::<Trap>() {
+                Some(t) => t.to_string(),
+                None => e.root_cause().to_string(),
+            };
+            if let Some(bt) = e.downcast_ref::<WasmBacktrace>() {
+                msg = format!("{msg}\n{bt}");
+            }
+            PodExit::Trapped(msg.trim_end().to_string())
+        }
+    }
+}

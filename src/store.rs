@@ -1,0 +1,67 @@
+//! The in-memory object store: Jobs, their Pods and Events, as a tiny API server would hold
+//! them. The host is its only writer; views read it after (or during) a run.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+use crate::api::types::{Job, Pod};
+use crate::logs::PodLog;
+
+/// An event recorded on an object, as `kubectl describe` lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// `Normal` or `Warning`.
+    pub type_: &'static str,
+    /// e.g. `SuccessfulCreate`.
+    pub reason: &'static str,
+    /// e.g. `Created pod: pi-rq5rl`.
+    pub message: String,
+    /// `Job` or `Pod`.
+    pub kind: &'static str,
+    /// The object's name.
+    pub name: String,
+    /// The component that recorded it, e.g. `job-controller`.
+    pub source: &'static str,
+    /// When.
+    pub time: Timestamp,
+}
+
+/// A pod and its logs, one per container run (restarts add runs).
+#[derive(Clone)]
+pub struct PodEntry {
+    /// The Pod object.
+    pub pod: Pod,
+    /// Index of the owning Job in [`Store::jobs`].
+    pub job: usize,
+    /// Logs of each container run, oldest first.
+    pub logs: Vec<Arc<PodLog>>,
+}
+
+/// Every object of a run.
+#[derive(Default, Clone)]
+pub struct Store {
+    /// Jobs in submission order.
+    pub jobs: Vec<Job>,
+    /// Pods in creation order.
+    pub pods: Vec<PodEntry>,
+    /// Events in the order they happened.
+    pub events: Vec<Event>,
+}
+
+impl Store {
+    /// The pods of Job `job` (index into `jobs`), in creation order.
+    pub fn pods_of(&self, job: usize) -> impl Iterator<Item = &PodEntry> {
+        self.pods.iter().filter(move |p| p.job == job)
+    }
+
+    /// A pod by name.
+    pub fn pod(&self, name: &str) -> Option<&PodEntry> {
+        self.pods.iter().find(|p| p.pod.metadata.name.as_deref() == Some(name))
+    }
+
+    /// Events about one object, oldest first.
+    pub fn events_for<'a>(&'a self, kind: &'a str, name: &'a str) -> impl Iterator<Item = &'a Event> {
+        self.events.iter().filter(move |e| e.kind == kind && e.name == name)
+    }
+}
