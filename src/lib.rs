@@ -12,3 +12,4 @@ pub mod runtime;
 pub mod host;
 pub mod kubelet;
 pub mod store;
+pub mod cli;

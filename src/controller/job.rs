@@ -110,11 +110,6 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
         Some((true, c.reason.clone(), c.message.clone()))
     } else if let Some((reason, message)) = failure(job, obs, &running, start, now) {
         status.conditions.push(condition(FAILURE_TARGET, reason, message, now));
-        plan.notes.push(Note {
-            type_: "Warning",
-            reason,
-            message: message.into(),
-        });
         Some((false, reason.to_string(), message.to_string()))
     } else if succeeded(job, obs) {
         status.conditions.push(condition(
@@ -140,12 +135,20 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
             status
                 .conditions
                 .push(condition(type_, static_reason(&reason), &message, now));
+            let message = message.clone();
+            // The finished event comes with the terminal condition, not the interim one.
             if success {
                 status.completion_time = Some(now);
                 plan.notes.push(Note {
                     type_: "Normal",
                     reason: "Completed",
                     message: "Job completed".into(),
+                });
+            } else {
+                plan.notes.push(Note {
+                    type_: "Warning",
+                    reason: static_reason(&reason),
+                    message,
                 });
             }
         }
