@@ -1,0 +1,7 @@
+//! Integration tests: the `wasmjob` binary on real guests, and the host on the fake runtime.
+//! One test binary, so the guests and the crate are built once.
+
+mod cli;
+mod host;
+mod sandbox;
+mod support;
