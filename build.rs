@@ -30,17 +30,34 @@ fn main() {
         .arg("--target-dir")
         .arg(guests.join("target"));
     // The outer build's flags and target settings are for the host, not for the guests.
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTC_WRAPPER", "RUSTC_WORKSPACE_WRAPPER"] {
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+    ] {
         cmd.env_remove(var);
     }
-    let status = cmd.status().unwrap_or_else(|e| panic!("running cargo for the guests: {e}"));
-    assert!(status.success(), "building the guests in guests/ for {TARGET} failed (see above)");
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("running cargo for the guests: {e}"));
+    assert!(
+        status.success(),
+        "building the guests in guests/ for {TARGET} failed (see above)"
+    );
     let bin = guests.join("bin");
     std::fs::create_dir_all(&bin).unwrap_or_else(|e| panic!("creating {}: {e}", bin.display()));
     for g in GUESTS {
-        let built = guests.join("target").join(TARGET).join("release").join(format!("{g}.wasm"));
+        let built = guests
+            .join("target")
+            .join(TARGET)
+            .join("release")
+            .join(format!("{g}.wasm"));
         let dest = bin.join(format!("{g}.wasm"));
-        std::fs::copy(&built, &dest).unwrap_or_else(|e| panic!("copying {} to {}: {e}", built.display(), dest.display()));
+        std::fs::copy(&built, &dest)
+            .unwrap_or_else(|e| panic!("copying {} to {}: {e}", built.display(), dest.display()));
     }
 }
 
@@ -63,5 +80,8 @@ fn ensure_target() {
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
-    assert!(ok, "the {TARGET} target is missing and `rustup target add {TARGET}` failed: install it by hand");
+    assert!(
+        ok,
+        "the {TARGET} target is missing and `rustup target add {TARGET}` failed: install it by hand"
+    );
 }

@@ -140,7 +140,10 @@ impl Host {
         let mut rejected = Vec::new();
         for m in manifests {
             match self.runtime.prepare(&m.job, &m.base_dir) {
-                Ok(prepared) => ok.push(Submission { job: m.job, prepared }),
+                Ok(prepared) => ok.push(Submission {
+                    job: m.job,
+                    prepared,
+                }),
                 Err(errors) => rejected.push(Rejected {
                     source: m.source,
                     name: m.job.name().to_string(),
@@ -148,7 +151,11 @@ impl Host {
                 }),
             }
         }
-        if rejected.is_empty() { Ok(ok) } else { Err(rejected) }
+        if rejected.is_empty() {
+            Ok(ok)
+        } else {
+            Err(rejected)
+        }
     }
 
     /// Admits prepared Jobs: assigns uids, the selector and pod labels, as the API server does.
@@ -175,7 +182,11 @@ impl Host {
     /// Runs until every Job has finished (or can make no progress, e.g. parallelism 0), or
     /// until `shutdown` resolves, in which case running pods are terminated first.
     /// `on_change` sees each change as it happens.
-    pub async fn run(&mut self, shutdown: impl Future<Output = ()>, mut on_change: impl FnMut(&Change)) {
+    pub async fn run(
+        &mut self,
+        shutdown: impl Future<Output = ()>,
+        mut on_change: impl FnMut(&Change),
+    ) {
         tokio::pin!(shutdown);
         let mut shutting_down = false;
         loop {
@@ -238,7 +249,13 @@ impl Host {
         self.apply_plan(j, plan, now, on_change);
     }
 
-    fn apply_plan(&mut self, j: usize, plan: Plan, now: Timestamp, on_change: &mut impl FnMut(&Change)) {
+    fn apply_plan(
+        &mut self,
+        j: usize,
+        plan: Plan,
+        now: Timestamp,
+        on_change: &mut impl FnMut(&Change),
+    ) {
         let job_name = self.store.jobs[j].name().to_string();
         let before = self.store.jobs[j].status.conditions.len();
         self.store.jobs[j].status = plan.status;
@@ -256,12 +273,23 @@ impl Host {
             .active
             .iter()
             .copied()
-            .filter(|&p| plan.delete.iter().any(|n| self.store.pods[p].pod.metadata.name.as_deref() == Some(n)))
+            .filter(|&p| {
+                plan.delete
+                    .iter()
+                    .any(|n| self.store.pods[p].pod.metadata.name.as_deref() == Some(n))
+            })
             .collect();
         for p in victims {
             self.kill(p, plan.delete_reason);
             let name = self.pod_name(p);
-            self.event("Job", &job_name, "Normal", "SuccessfulDelete", format!("Deleted pod: {name}"), now);
+            self.event(
+                "Job",
+                &job_name,
+                "Normal",
+                "SuccessfulDelete",
+                format!("Deleted pod: {name}"),
+                now,
+            );
         }
         for _ in 0..plan.create {
             self.create_pod(j, now, on_change);
@@ -270,7 +298,12 @@ impl Host {
     }
 
     fn pod_name(&self, p: usize) -> String {
-        self.store.pods[p].pod.metadata.name.clone().unwrap_or_default()
+        self.store.pods[p]
+            .pod
+            .metadata
+            .name
+            .clone()
+            .unwrap_or_default()
     }
 
     fn kill(&mut self, p: usize, reason: &str) {
@@ -281,8 +314,20 @@ impl Host {
         }
     }
 
-    fn event(&mut self, kind: &'static str, name: &str, type_: &'static str, reason: &'static str, message: String, time: Timestamp) {
-        let source = if kind == "Job" { "job-controller" } else { "kubelet" };
+    fn event(
+        &mut self,
+        kind: &'static str,
+        name: &str,
+        type_: &'static str,
+        reason: &'static str,
+        message: String,
+        time: Timestamp,
+    ) {
+        let source = if kind == "Job" {
+            "job-controller"
+        } else {
+            "kubelet"
+        };
         self.store.events.push(Event {
             type_,
             reason,
@@ -299,7 +344,9 @@ impl Host {
         const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
         let mut rng = rand::rng();
         loop {
-            let suffix: String = (0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
+            let suffix: String = (0..5)
+                .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+                .collect();
             let name = format!("{prefix}{suffix}");
             if self.names.insert(name.clone()) {
                 return name;
@@ -370,7 +417,14 @@ impl Host {
             logs: Vec::new(),
         });
         self.jobs[j].active.insert(p);
-        self.event("Job", &job_name, "Normal", "SuccessfulCreate", format!("Created pod: {name}"), now);
+        self.event(
+            "Job",
+            &job_name,
+            "Normal",
+            "SuccessfulCreate",
+            format!("Created pod: {name}"),
+            now,
+        );
         on_change(&Change::Pod {
             name: name.clone(),
             status: "Pending".into(),
@@ -393,7 +447,12 @@ impl Host {
                     log_limit: self.config.log_limit,
                     log_stream: self.config.log_stream.clone(),
                 };
-                tokio::spawn(run_pod(run, self.clock.clone(), self.updates_tx.clone(), kill_rx));
+                tokio::spawn(run_pod(
+                    run,
+                    self.clock.clone(),
+                    self.updates_tx.clone(),
+                    kill_rx,
+                ));
             }
             Err(msg) => {
                 // Reported like a container that could not start: the pod fails at once.
@@ -425,7 +484,12 @@ impl Host {
                 }
                 (p, None)
             }
-            PodUpdate::Restarting { pod: p, exit, started, at } => {
+            PodUpdate::Restarting {
+                pod: p,
+                exit,
+                started,
+                at,
+            } => {
                 let name = self.pod_name(p);
                 let status = &mut self.store.pods[p].pod.status;
                 if let Some(cs) = status.container_statuses.first_mut() {
@@ -433,7 +497,10 @@ impl Host {
                     cs.state = ContainerState {
                         waiting: Some(ContainerStateWaiting {
                             reason: "CrashLoopBackOff".into(),
-                            message: Some(format!("back-off restarting failed container {} in pod {name}", cs.name)),
+                            message: Some(format!(
+                                "back-off restarting failed container {} in pod {name}",
+                                cs.name
+                            )),
                         }),
                         ..Default::default()
                     };
@@ -441,12 +508,29 @@ impl Host {
                     cs.started = false;
                     cs.restart_count += 1;
                 }
-                self.event("Pod", &name, "Warning", "BackOff", "Back-off restarting failed container".into(), at);
+                self.event(
+                    "Pod",
+                    &name,
+                    "Warning",
+                    "BackOff",
+                    "Back-off restarting failed container".into(),
+                    at,
+                );
                 (p, None)
             }
-            PodUpdate::Finished { pod: p, exit, started, at } => {
+            PodUpdate::Finished {
+                pod: p,
+                exit,
+                started,
+                at,
+            } => {
                 let status = &mut self.store.pods[p].pod.status;
-                status.phase = if exit.success() { "Succeeded" } else { "Failed" }.into();
+                status.phase = if exit.success() {
+                    "Succeeded"
+                } else {
+                    "Failed"
+                }
+                .into();
                 if let PodExit::Terminated(reason) = &exit {
                     status.reason = Some(reason.clone());
                     status.message = Some(format!("Pod was terminated by wasmjob: {reason}"));
@@ -463,7 +547,12 @@ impl Host {
         on_change(&Change::Pod {
             name: entry.pod.metadata.name.clone().unwrap_or_default(),
             status: pod_status_column(&entry.pod),
-            restarts: entry.pod.status.container_statuses.first().map_or(0, |c| c.restart_count),
+            restarts: entry
+                .pod
+                .status
+                .container_statuses
+                .first()
+                .map_or(0, |c| c.restart_count),
         });
         let j = entry.job;
         if let Some((success, at)) = finished {
@@ -514,5 +603,8 @@ pub fn pod_status_column(pod: &Pod) -> String {
             return w.reason.clone();
         }
     }
-    pod.status.reason.clone().unwrap_or_else(|| pod.status.phase.clone())
+    pod.status
+        .reason
+        .clone()
+        .unwrap_or_else(|| pod.status.phase.clone())
 }

@@ -77,12 +77,26 @@ pub async fn run_pod(
     let mut restarts = 0u32;
     // The host outlives every pod task, so a failed send only means it is shutting down.
     let finish = |exit, started, updates: &mpsc::UnboundedSender<PodUpdate>, at| {
-        let _ = updates.send(PodUpdate::Finished { pod, exit, started, at });
+        let _ = updates.send(PodUpdate::Finished {
+            pod,
+            exit,
+            started,
+            at,
+        });
     };
     loop {
-        let log = PodLog::new(&run.name, &run.container, run.log_limit, run.log_stream.clone());
+        let log = PodLog::new(
+            &run.name,
+            &run.container,
+            run.log_limit,
+            run.log_stream.clone(),
+        );
         let t0 = clock.now();
-        let _ = updates.send(PodUpdate::Started { pod, at: t0, log: log.clone() });
+        let _ = updates.send(PodUpdate::Started {
+            pod,
+            at: t0,
+            log: log.clone(),
+        });
         let exit = tokio::select! {
             exit = run.sandbox.run(log.clone()) => exit,
             reason = &mut kill => {
@@ -97,7 +111,12 @@ pub async fn run_pod(
             return finish(exit, Some(t0), &updates, at);
         }
         restarts += 1;
-        let _ = updates.send(PodUpdate::Restarting { pod, exit, started: t0, at });
+        let _ = updates.send(PodUpdate::Restarting {
+            pod,
+            exit,
+            started: t0,
+            at,
+        });
         tokio::select! {
             () = tokio::time::sleep(run.backoff.delay(restarts)) => {}
             reason = &mut kill => {

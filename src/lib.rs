@@ -5,11 +5,11 @@
 //! [`runtime::PodRuntime`]; [`runtime::wasm`] runs pods on wasmtime.
 
 pub mod api;
+pub mod cli;
 pub mod clock;
 pub mod controller;
-pub mod logs;
-pub mod runtime;
 pub mod host;
 pub mod kubelet;
+pub mod logs;
+pub mod runtime;
 pub mod store;
-pub mod cli;

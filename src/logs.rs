@@ -49,7 +49,12 @@ struct Inner {
 
 impl PodLog {
     /// An empty log for container `container` of pod `pod`, keeping at most `cap` bytes.
-    pub fn new(pod: &str, container: &str, cap: usize, stream: Option<Arc<LogStream>>) -> Arc<Self> {
+    pub fn new(
+        pod: &str,
+        container: &str,
+        cap: usize,
+        stream: Option<Arc<LogStream>>,
+    ) -> Arc<Self> {
         Arc::new(PodLog {
             cap,
             prefix: format!("[pod/{pod}/{container}] "),
@@ -95,7 +100,10 @@ impl PodLog {
                 stream.line(&self.prefix, &g.data[g.streamed..]);
             }
             if g.dropped > 0 && g.streamed <= self.cap {
-                let msg = format!("[wasmjob: log truncated at {} bytes; {} more bytes dropped]", self.cap, g.dropped);
+                let msg = format!(
+                    "[wasmjob: log truncated at {} bytes; {} more bytes dropped]",
+                    self.cap, g.dropped
+                );
                 stream.line(&self.prefix, msg.as_bytes());
             }
         }
@@ -111,7 +119,11 @@ impl PodLog {
                 out.push(b'\n');
             }
             out.extend_from_slice(
-                format!("[wasmjob: log truncated at {} bytes; {} more bytes dropped]\n", self.cap, g.dropped).as_bytes(),
+                format!(
+                    "[wasmjob: log truncated at {} bytes; {} more bytes dropped]\n",
+                    self.cap, g.dropped
+                )
+                .as_bytes(),
             );
         }
         out
@@ -142,7 +154,12 @@ mod tests {
     #[test]
     fn streams_whole_lines_with_kubectl_prefix() {
         let out = Shared::default();
-        let log = PodLog::new("pi-abcde", "pi", 1024, Some(LogStream::new(Box::new(out.clone()))));
+        let log = PodLog::new(
+            "pi-abcde",
+            "pi",
+            1024,
+            Some(LogStream::new(Box::new(out.clone()))),
+        );
         log.write(b"3.14");
         log.write(b"15\nsecond");
         log.finish();
@@ -157,6 +174,11 @@ mod tests {
         log.write(&[b'x'; 25]);
         assert_eq!(log.dropped(), 15);
         let text = String::from_utf8(log.contents()).unwrap();
-        assert!(text.starts_with("xxxxxxxxxx\n[wasmjob: log truncated at 10 bytes; 15 more bytes dropped]"), "{text}");
+        assert!(
+            text.starts_with(
+                "xxxxxxxxxx\n[wasmjob: log truncated at 10 bytes; 15 more bytes dropped]"
+            ),
+            "{text}"
+        );
     }
 }

@@ -57,11 +57,19 @@ impl Store {
 
     /// A pod by name.
     pub fn pod(&self, name: &str) -> Option<&PodEntry> {
-        self.pods.iter().find(|p| p.pod.metadata.name.as_deref() == Some(name))
+        self.pods
+            .iter()
+            .find(|p| p.pod.metadata.name.as_deref() == Some(name))
     }
 
     /// Events about one object, oldest first.
-    pub fn events_for<'a>(&'a self, kind: &'a str, name: &'a str) -> impl Iterator<Item = &'a Event> {
-        self.events.iter().filter(move |e| e.kind == kind && e.name == name)
+    pub fn events_for<'a>(
+        &'a self,
+        kind: &'a str,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a Event> {
+        self.events
+            .iter()
+            .filter(move |e| e.kind == kind && e.name == name)
     }
 }

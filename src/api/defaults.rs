@@ -29,7 +29,8 @@ pub fn default_job(job: &mut Job) {
     }
     spec.parallelism.get_or_insert(1);
     spec.backoff_limit.get_or_insert(DEFAULT_BACKOFF_LIMIT);
-    spec.completion_mode.get_or_insert_with(|| "NonIndexed".into());
+    spec.completion_mode
+        .get_or_insert_with(|| "NonIndexed".into());
     spec.suspend.get_or_insert(false);
     spec.pod_replacement_policy
         .get_or_insert_with(|| "TerminatingOrFailed".into());
@@ -110,7 +111,10 @@ mod tests {
             assert_eq!((j.spec.completions, j.spec.parallelism), (wc, wp));
             assert_eq!(j.spec.backoff_limit, Some(6));
             assert_eq!(j.metadata.namespace.as_deref(), Some("default"));
-            assert_eq!(j.spec.template.spec.restart_policy.as_deref(), Some("Always"));
+            assert_eq!(
+                j.spec.template.spec.restart_policy.as_deref(),
+                Some("Always")
+            );
         }
     }
 
@@ -124,6 +128,9 @@ mod tests {
         assert_eq!(labels["controller-uid"], "u-1");
         assert_eq!(labels["batch.kubernetes.io/job-name"], "pi");
         let sel = j.spec.selector.unwrap();
-        assert_eq!(sel.match_labels["batch.kubernetes.io/controller-uid"], "u-1");
+        assert_eq!(
+            sel.match_labels["batch.kubernetes.io/controller-uid"],
+            "u-1"
+        );
     }
 }

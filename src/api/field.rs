@@ -115,12 +115,11 @@ impl FieldError {
         Self::at(path, ErrorKind::Required(detail.into()))
     }
     /// `Unsupported value` at `path`.
-    pub fn not_supported(
-        path: &Path,
-        value: impl Into<Value>,
-        supported: &[&'static str],
-    ) -> Self {
-        Self::at(path, ErrorKind::NotSupported(value.into(), supported.to_vec()))
+    pub fn not_supported(path: &Path, value: impl Into<Value>, supported: &[&'static str]) -> Self {
+        Self::at(
+            path,
+            ErrorKind::NotSupported(value.into(), supported.to_vec()),
+        )
     }
     /// `Forbidden` at `path`.
     pub fn forbidden(path: &Path, detail: impl Into<String>) -> Self {
@@ -203,10 +202,7 @@ mod tests {
                 "spec.template.spec.restartPolicy: Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\"",
             ),
             (
-                FieldError::required(
-                    &spec.child("containers").index(0).child("image"),
-                    "",
-                ),
+                FieldError::required(&spec.child("containers").index(0).child("image"), ""),
                 "spec.containers[0].image: Required value",
             ),
             (

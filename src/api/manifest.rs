@@ -64,7 +64,11 @@ struct Invalid<'a> {
 
 impl fmt::Display for Invalid<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: The {} {:?} is invalid: ", self.file, self.kind, self.name)?;
+        write!(
+            f,
+            "{}: The {} {:?} is invalid: ",
+            self.file, self.kind, self.name
+        )?;
         match self.errors.as_slice() {
             [one] => write!(f, "{one}"),
             many => many.iter().try_for_each(|e| write!(f, "\n* {e}")),
@@ -102,14 +106,23 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<JobManifest>, Vec<ManifestErr
         }
     }
     for (i, a) in jobs.iter().enumerate() {
-        if jobs[..i].iter().any(|b| b.job.name() == a.job.name() && b.job.metadata.namespace == a.job.metadata.namespace) {
+        if jobs[..i].iter().any(|b| {
+            b.job.name() == a.job.name() && b.job.metadata.namespace == a.job.metadata.namespace
+        }) {
             errors.push(ManifestError::Parse {
                 file: a.source.clone(),
-                message: format!("jobs.batch {:?} already exists (defined twice)", a.job.name()),
+                message: format!(
+                    "jobs.batch {:?} already exists (defined twice)",
+                    a.job.name()
+                ),
             });
         }
     }
-    if errors.is_empty() { Ok(jobs) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(jobs)
+    } else {
+        Err(errors)
+    }
 }
 
 fn manifest_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -193,7 +206,9 @@ fn parse_object(value: serde_json::Value, source: &str) -> Result<Job, ManifestE
     let field = |k: &str| obj.get(k).and_then(|v| v.as_str()).unwrap_or("");
     let (api_version, kind) = (field("apiVersion"), field("kind"));
     if kind.is_empty() || api_version.is_empty() {
-        return Err(err("Object 'Kind' is missing: apiVersion and kind are required".into()));
+        return Err(err(
+            "Object 'Kind' is missing: apiVersion and kind are required".into(),
+        ));
     }
     match (api_version, kind) {
         ("batch/v1", "Job") => {}
@@ -253,10 +268,16 @@ spec:
 
     #[test]
     fn multi_document_files_give_every_job() {
-        let two = format!("{PI}---\n{}\n---\n", PI.replace("name: pi\nspec", "name: pi2\nspec"));
+        let two = format!(
+            "{PI}---\n{}\n---\n",
+            PI.replace("name: pi\nspec", "name: pi2\nspec")
+        );
         let (jobs, errs) = parse(&two);
         assert!(errs.is_empty(), "{errs:?}");
-        assert_eq!(jobs.iter().map(|j| j.job.name()).collect::<Vec<_>>(), ["pi", "pi2"]);
+        assert_eq!(
+            jobs.iter().map(|j| j.job.name()).collect::<Vec<_>>(),
+            ["pi", "pi2"]
+        );
         assert_eq!(jobs[1].source, "t.yaml#2");
     }
 
@@ -283,13 +304,24 @@ spec:
     #[test]
     fn missing_restart_policy_is_rejected_as_always() {
         let (_, errs) = parse(&PI.replace("      restartPolicy: Never\n", ""));
-        assert!(errs[0].contains("restartPolicy: Unsupported value: \"Always\""), "{errs:?}");
+        assert!(
+            errs[0].contains("restartPolicy: Unsupported value: \"Always\""),
+            "{errs:?}"
+        );
     }
 
     #[test]
     fn names_unsupported_fields_and_bad_types() {
-        let (_, errs) = parse(&PI.replace("        args:", "        ports: [{containerPort: 80}]\n        args:"));
-        assert!(errs[0].contains("spec.template.spec.containers[0].ports: Forbidden: not supported by wasmjob"), "{errs:?}");
+        let (_, errs) = parse(&PI.replace(
+            "        args:",
+            "        ports: [{containerPort: 80}]\n        args:",
+        ));
+        assert!(
+            errs[0].contains(
+                "spec.template.spec.containers[0].ports: Forbidden: not supported by wasmjob"
+            ),
+            "{errs:?}"
+        );
         let (_, errs) = parse(&PI.replace("backoffLimit: 4", "backoffLimit: four"));
         assert!(errs[0].contains("spec.backoffLimit"), "{errs:?}");
         let (_, errs) = parse("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n");
@@ -306,8 +338,19 @@ spec:
         ).replace("      restartPolicy: Never", "      restartPolicy: Never\n      volumes: [{name: data, emptyDir: {}}, {name: gone, nfs: {server: x}}]");
         let (_, errs) = parse(&text);
         let msg = &errs[0];
-        assert!(msg.contains("volumeMounts[1].name: Not found: \"nope\""), "{msg}");
-        assert!(msg.contains("volumeMounts[1].mountPath: Invalid value: \"rel\": must be an absolute path"), "{msg}");
-        assert!(msg.contains("spec.template.spec.volumes[1].nfs: Forbidden"), "{msg}");
+        assert!(
+            msg.contains("volumeMounts[1].name: Not found: \"nope\""),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(
+                "volumeMounts[1].mountPath: Invalid value: \"rel\": must be an absolute path"
+            ),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("spec.template.spec.volumes[1].nfs: Forbidden"),
+            "{msg}"
+        );
     }
 }

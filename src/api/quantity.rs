@@ -17,7 +17,11 @@ pub fn parse_scaled(s: &str, scale: u128) -> Option<u64> {
     if int_part.is_empty() && frac_part.is_empty() {
         return None;
     }
-    if !int_part.chars().chain(frac_part.chars()).all(|c| c.is_ascii_digit()) {
+    if !int_part
+        .chars()
+        .chain(frac_part.chars())
+        .all(|c| c.is_ascii_digit())
+    {
         return None;
     }
     // value = digits / 10^frac_len * multiplier; keep it as an exact fraction.
@@ -63,7 +67,7 @@ pub fn parse_millis(s: &str) -> Option<u64> {
 /// A byte count the way Kubernetes users write it: `64Mi`, `1536Ki`, `100`.
 pub fn format_bytes(n: u64) -> String {
     for (suffix, shift) in [("Gi", 30), ("Mi", 20), ("Ki", 10)] {
-        if n >= 1 << shift && n % (1 << shift) == 0 {
+        if n >= 1 << shift && n.is_multiple_of(1 << shift) {
             return format!("{}{suffix}", n >> shift);
         }
     }

@@ -30,7 +30,10 @@ pub fn validate_job(job: &Job) -> ErrorList {
     }
     validate_meta(&job.metadata, &meta, &[], &mut errs);
     match job.metadata.name.as_deref() {
-        None | Some("") => errs.push(FieldError::required(&meta.child("name"), "name or generateName is required")),
+        None | Some("") => errs.push(FieldError::required(
+            &meta.child("name"),
+            "name or generateName is required",
+        )),
         Some(name) => {
             if name.len() > 253 || !is_dns1123_subdomain_shape(name) {
                 let detail = if name.len() > 253 {
@@ -63,12 +66,20 @@ fn validate_meta(meta: &ObjectMeta, path: &Path, allow: &[&str], errs: &mut Erro
     if let Some(ns) = &meta.namespace
         && (ns.len() > 63 || !is_dns1123_label_shape(ns))
     {
-        errs.push(FieldError::invalid(&path.child("namespace"), ns.as_str(), DNS1123_LABEL_MSG));
+        errs.push(FieldError::invalid(
+            &path.child("namespace"),
+            ns.as_str(),
+            DNS1123_LABEL_MSG,
+        ));
     }
     validate_labels(&meta.labels, &path.child("labels"), errs);
     for key in meta.annotations.keys() {
         if let Some(msg) = label_key_error(key) {
-            errs.push(FieldError::invalid(&path.child("annotations"), key.as_str(), msg));
+            errs.push(FieldError::invalid(
+                &path.child("annotations"),
+                key.as_str(),
+                msg,
+            ));
         }
     }
     let mut allowed = HARMLESS_META_FIELDS.to_vec();
@@ -96,7 +107,10 @@ fn validate_labels(labels: &StringMap, path: &Path, errs: &mut ErrorList) {
 fn unsupported(other: &Extra, path: &Path, harmless: &[&str], errs: &mut ErrorList) {
     for key in other.keys() {
         if !harmless.contains(&key.as_str()) {
-            errs.push(FieldError::forbidden(&path.child(key), "not supported by wasmjob"));
+            errs.push(FieldError::forbidden(
+                &path.child(key),
+                "not supported by wasmjob",
+            ));
         }
     }
 }
@@ -105,14 +119,30 @@ fn non_negative(v: Option<i64>, path: &Path, errs: &mut ErrorList) {
     if let Some(v) = v
         && v < 0
     {
-        errs.push(FieldError::invalid(path, v, "must be greater than or equal to 0"));
+        errs.push(FieldError::invalid(
+            path,
+            v,
+            "must be greater than or equal to 0",
+        ));
     }
 }
 
 fn validate_spec(spec: &JobSpec, path: &Path, errs: &mut ErrorList) {
-    non_negative(spec.parallelism.map(i64::from), &path.child("parallelism"), errs);
-    non_negative(spec.completions.map(i64::from), &path.child("completions"), errs);
-    non_negative(spec.backoff_limit.map(i64::from), &path.child("backoffLimit"), errs);
+    non_negative(
+        spec.parallelism.map(i64::from),
+        &path.child("parallelism"),
+        errs,
+    );
+    non_negative(
+        spec.completions.map(i64::from),
+        &path.child("completions"),
+        errs,
+    );
+    non_negative(
+        spec.backoff_limit.map(i64::from),
+        &path.child("backoffLimit"),
+        errs,
+    );
     if let Some(ads) = spec.active_deadline_seconds
         && ads <= 0
     {
@@ -133,13 +163,23 @@ fn validate_spec(spec: &JobSpec, path: &Path, errs: &mut ErrorList) {
     {
         let p = path.child("completionMode");
         if mode == "Indexed" {
-            errs.push(FieldError::forbidden(&p, "Indexed Jobs are not supported by wasmjob yet"));
+            errs.push(FieldError::forbidden(
+                &p,
+                "Indexed Jobs are not supported by wasmjob yet",
+            ));
         } else {
-            errs.push(FieldError::not_supported(&p, mode, &["NonIndexed", "Indexed"]));
+            errs.push(FieldError::not_supported(
+                &p,
+                mode,
+                &["NonIndexed", "Indexed"],
+            ));
         }
     }
     if spec.suspend == Some(true) {
-        errs.push(FieldError::forbidden(&path.child("suspend"), "suspended Jobs are not supported by wasmjob yet"));
+        errs.push(FieldError::forbidden(
+            &path.child("suspend"),
+            "suspended Jobs are not supported by wasmjob yet",
+        ));
     }
     if let Some(p) = spec.pod_replacement_policy.as_deref()
         && !matches!(p, "TerminatingOrFailed" | "Failed")
@@ -153,7 +193,12 @@ fn validate_spec(spec: &JobSpec, path: &Path, errs: &mut ErrorList) {
     unsupported(&spec.other, path, &[], errs);
 
     let tmpl = path.child("template");
-    validate_meta(&spec.template.metadata, &tmpl.child("metadata"), &["name", "creationTimestamp"], errs);
+    validate_meta(
+        &spec.template.metadata,
+        &tmpl.child("metadata"),
+        &["name", "creationTimestamp"],
+        errs,
+    );
     validate_pod_spec(&spec.template.spec, &tmpl.child("spec"), errs);
 }
 
@@ -196,7 +241,11 @@ fn validate_volume(v: &Volume, path: &Path, errs: &mut ErrorList) {
     if v.name.is_empty() {
         errs.push(FieldError::required(&path.child("name"), ""));
     } else if v.name.len() > 63 || !is_dns1123_label_shape(&v.name) {
-        errs.push(FieldError::invalid(&path.child("name"), v.name.as_str(), DNS1123_LABEL_MSG));
+        errs.push(FieldError::invalid(
+            &path.child("name"),
+            v.name.as_str(),
+            DNS1123_LABEL_MSG,
+        ));
     }
     let sources = usize::from(v.empty_dir.is_some()) + usize::from(v.host_path.is_some());
     if !v.other.is_empty() {
@@ -209,14 +258,21 @@ fn validate_volume(v: &Volume, path: &Path, errs: &mut ErrorList) {
     } else if sources == 0 {
         errs.push(FieldError::required(path, "must specify a volume type"));
     } else if sources > 1 {
-        errs.push(FieldError::forbidden(&path.child("hostPath"), "may not specify more than 1 volume type"));
+        errs.push(FieldError::forbidden(
+            &path.child("hostPath"),
+            "may not specify more than 1 volume type",
+        ));
     }
     if let Some(ed) = &v.empty_dir {
         let ep = path.child("emptyDir");
         if let Some(m) = ed.medium.as_deref()
             && !matches!(m, "" | "Memory")
         {
-            errs.push(FieldError::not_supported(&ep.child("medium"), m, &["", "Memory"]));
+            errs.push(FieldError::not_supported(
+                &ep.child("medium"),
+                m,
+                &["", "Memory"],
+            ));
         }
         unsupported(&ed.other, &ep, &[], errs);
     }
@@ -225,7 +281,11 @@ fn validate_volume(v: &Volume, path: &Path, errs: &mut ErrorList) {
         if hp.path.is_empty() {
             errs.push(FieldError::required(&hpp.child("path"), ""));
         } else if hp.path.split(['/', '\\']).any(|seg| seg == "..") {
-            errs.push(FieldError::invalid(&hpp.child("path"), hp.path.as_str(), "must not contain '..'"));
+            errs.push(FieldError::invalid(
+                &hpp.child("path"),
+                hp.path.as_str(),
+                "must not contain '..'",
+            ));
         }
         if let Some(t) = hp.type_.as_deref()
             && !matches!(t, "" | "Directory" | "DirectoryOrCreate")
@@ -243,7 +303,11 @@ fn validate_container(c: &Container, path: &Path, volumes: &BTreeSet<&str>, errs
     if c.name.is_empty() {
         errs.push(FieldError::required(&path.child("name"), ""));
     } else if c.name.len() > 63 || !is_dns1123_label_shape(&c.name) {
-        errs.push(FieldError::invalid(&path.child("name"), c.name.as_str(), DNS1123_LABEL_MSG));
+        errs.push(FieldError::invalid(
+            &path.child("name"),
+            c.name.as_str(),
+            DNS1123_LABEL_MSG,
+        ));
     }
     if c.image.trim().is_empty() {
         errs.push(FieldError::required(&path.child("image"), ""));
@@ -255,7 +319,11 @@ fn validate_container(c: &Container, path: &Path, volumes: &BTreeSet<&str>, errs
         if e.name.is_empty() {
             errs.push(FieldError::required(&ep.child("name"), ""));
         } else if !is_env_var_name(&e.name) {
-            errs.push(FieldError::invalid(&ep.child("name"), e.name.as_str(), ENV_VAR_NAME_MSG));
+            errs.push(FieldError::invalid(
+                &ep.child("name"),
+                e.name.as_str(),
+                ENV_VAR_NAME_MSG,
+            ));
         }
         if let Some(from) = &e.value_from {
             let fp = ep.child("valueFrom");
@@ -268,17 +336,20 @@ fn validate_container(c: &Container, path: &Path, volumes: &BTreeSet<&str>, errs
             }
             unsupported(&from.other, &fp, &[], errs);
             match &from.field_ref {
-                Some(fr) => {
-                    if field_ref_key(&fr.field_path).is_none() {
-                        errs.push(FieldError::not_supported(
-                            &fp.child("fieldRef").child("fieldPath"),
-                            fr.field_path.as_str(),
-                            FIELD_REF_PATHS,
-                        ));
-                    }
+                Some(fr) if field_ref_key(&fr.field_path).is_none() => {
+                    errs.push(FieldError::not_supported(
+                        &fp.child("fieldRef").child("fieldPath"),
+                        fr.field_path.as_str(),
+                        FIELD_REF_PATHS,
+                    ));
                 }
+                Some(_) => {}
                 None if from.other.is_empty() => {
-                    errs.push(FieldError::invalid(&fp, "", "must specify one of: `fieldRef`"));
+                    errs.push(FieldError::invalid(
+                        &fp,
+                        "",
+                        "must specify one of: `fieldRef`",
+                    ));
                 }
                 None => {}
             }
@@ -296,11 +367,23 @@ fn validate_container(c: &Container, path: &Path, volumes: &BTreeSet<&str>, errs
         if m.mount_path.is_empty() {
             errs.push(FieldError::required(&mp.child("mountPath"), ""));
         } else if !m.mount_path.starts_with('/') {
-            errs.push(FieldError::invalid(&mp.child("mountPath"), m.mount_path.as_str(), "must be an absolute path"));
+            errs.push(FieldError::invalid(
+                &mp.child("mountPath"),
+                m.mount_path.as_str(),
+                "must be an absolute path",
+            ));
         } else if m.mount_path.split('/').any(|s| s == "..") {
-            errs.push(FieldError::invalid(&mp.child("mountPath"), m.mount_path.as_str(), "must not contain '..'"));
+            errs.push(FieldError::invalid(
+                &mp.child("mountPath"),
+                m.mount_path.as_str(),
+                "must not contain '..'",
+            ));
         } else if !mount_paths.insert(m.mount_path.trim_end_matches('/')) {
-            errs.push(FieldError::invalid(&mp.child("mountPath"), m.mount_path.as_str(), "must be unique"));
+            errs.push(FieldError::invalid(
+                &mp.child("mountPath"),
+                m.mount_path.as_str(),
+                "must be unique",
+            ));
         }
         unsupported(&m.other, &mp, &[], errs);
     }
@@ -312,9 +395,17 @@ fn validate_container(c: &Container, path: &Path, volumes: &BTreeSet<&str>, errs
             wd == mp || wd.strip_prefix(mp).is_some_and(|r| r.starts_with('/')) || mp.is_empty()
         });
         if !wd.starts_with('/') || wd.split('/').any(|s| s == "..") {
-            errs.push(FieldError::invalid(&wp, wd.as_str(), "must be an absolute path without '..'"));
+            errs.push(FieldError::invalid(
+                &wp,
+                wd.as_str(),
+                "must be an absolute path without '..'",
+            ));
         } else if !inside_mount {
-            errs.push(FieldError::invalid(&wp, wd.as_str(), "must lie inside one of the container's volumeMounts"));
+            errs.push(FieldError::invalid(
+                &wp,
+                wd.as_str(),
+                "must lie inside one of the container's volumeMounts",
+            ));
         }
     }
 
@@ -328,14 +419,26 @@ fn validate_container(c: &Container, path: &Path, volumes: &BTreeSet<&str>, errs
                     "memory" | "ephemeral-storage" => quantity::parse_bytes(&q.0),
                     "cpu" => quantity::parse_millis(&q.0),
                     _ => {
-                        errs.push(FieldError::not_supported(&kp, k.as_str(), &["cpu", "memory"]));
+                        errs.push(FieldError::not_supported(
+                            &kp,
+                            k.as_str(),
+                            &["cpu", "memory"],
+                        ));
                         continue;
                     }
                 };
                 if parsed.is_none() {
-                    errs.push(FieldError::invalid(&kp, q.0.as_str(), "must be a valid non-negative quantity, e.g. 64Mi or 500m"));
+                    errs.push(FieldError::invalid(
+                        &kp,
+                        q.0.as_str(),
+                        "must be a valid non-negative quantity, e.g. 64Mi or 500m",
+                    ));
                 } else if which == "limits" && k == "memory" && parsed == Some(0) {
-                    errs.push(FieldError::invalid(&kp, q.0.as_str(), "must be greater than 0"));
+                    errs.push(FieldError::invalid(
+                        &kp,
+                        q.0.as_str(),
+                        "must be greater than 0",
+                    ));
                 }
             }
         }

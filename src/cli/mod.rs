@@ -84,7 +84,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 fn parse_bytes(s: &str) -> Result<u64, String> {
-    crate::api::quantity::parse_bytes(s).ok_or_else(|| format!("{s:?} is not a quantity (use e.g. 64Mi, 1Gi)"))
+    crate::api::quantity::parse_bytes(s)
+        .ok_or_else(|| format!("{s:?} is not a quantity (use e.g. 64Mi, 1Gi)"))
 }
 
 /// Parses the command line and runs the command.

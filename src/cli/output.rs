@@ -39,7 +39,13 @@ pub fn human_duration(d: jiff::SignedDuration) -> String {
         return "0s".into();
     }
     let (m, h, days) = (s / 60, s / 3600, s / 86400);
-    let with = |a: i64, ua: &str, b: i64, ub: &str| if b == 0 { format!("{a}{ua}") } else { format!("{a}{ua}{b}{ub}") };
+    let with = |a: i64, ua: &str, b: i64, ub: &str| {
+        if b == 0 {
+            format!("{a}{ua}")
+        } else {
+            format!("{a}{ua}{b}{ub}")
+        }
+    };
     if s < 120 {
         format!("{s}s")
     } else if m < 10 {
@@ -62,7 +68,10 @@ pub fn human_duration(d: jiff::SignedDuration) -> String {
 }
 
 fn since(t: Option<Timestamp>, now: Timestamp) -> String {
-    t.map_or_else(|| "<unknown>".into(), |t| human_duration(now.duration_since(t)))
+    t.map_or_else(
+        || "<unknown>".into(),
+        |t| human_duration(now.duration_since(t)),
+    )
 }
 
 /// The STATUS column of `kubectl get jobs`.
@@ -101,7 +110,13 @@ fn job_duration(job: &Job, now: Timestamp) -> String {
 pub fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for row in rows {
@@ -136,10 +151,24 @@ pub fn jobs_table(jobs: &[&Job], wide: bool, now: Timestamp) -> String {
         ];
         if wide {
             let cs = &job.spec.template.spec.containers;
-            row.push(cs.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(","));
-            row.push(cs.iter().map(|c| c.image.as_str()).collect::<Vec<_>>().join(","));
+            row.push(
+                cs.iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+            row.push(
+                cs.iter()
+                    .map(|c| c.image.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
             let sel = job.spec.selector.as_ref().map(|s| {
-                s.match_labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+                s.match_labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
             });
             row.push(sel.unwrap_or_default());
         }
@@ -168,7 +197,10 @@ pub fn pods_table(pods: &[&Pod], wide: bool, now: Timestamp) -> String {
         ];
         if wide {
             row.push(cs.first().map(|c| c.image.clone()).unwrap_or_default());
-            let code = cs.first().and_then(|c| c.state.terminated.as_ref()).map(|t| t.exit_code.to_string());
+            let code = cs
+                .first()
+                .and_then(|c| c.state.terminated.as_ref())
+                .map(|t| t.exit_code.to_string());
             row.push(code.unwrap_or_default());
         }
         rows.push(row);
@@ -219,7 +251,10 @@ pub fn render(store: &Store, format: Format, now: Timestamp) -> String {
                 out.push_str(&format!("job.batch/{}\n", j.name()));
             }
             for p in &pods {
-                out.push_str(&format!("pod/{}\n", p.metadata.name.as_deref().unwrap_or("")));
+                out.push_str(&format!(
+                    "pod/{}\n",
+                    p.metadata.name.as_deref().unwrap_or("")
+                ));
             }
             out
         }
@@ -227,11 +262,18 @@ pub fn render(store: &Store, format: Format, now: Timestamp) -> String {
             let list = List {
                 api_version: "v1",
                 kind: "List",
-                items: jobs.into_iter().map(Item::Job).chain(pods.into_iter().map(Item::Pod)).collect(),
-                metadata: ListMeta { resource_version: "" },
+                items: jobs
+                    .into_iter()
+                    .map(Item::Job)
+                    .chain(pods.into_iter().map(Item::Pod))
+                    .collect(),
+                metadata: ListMeta {
+                    resource_version: "",
+                },
             };
             if format == Format::Json {
-                let mut s = serde_json::to_string_pretty(&list).unwrap_or_else(|e| format!("{{\"error\": {:?}}}", e.to_string()));
+                let mut s = serde_json::to_string_pretty(&list)
+                    .unwrap_or_else(|e| format!("{{\"error\": {:?}}}", e.to_string()));
                 s.push('\n');
                 s
             } else {
@@ -249,12 +291,27 @@ mod tests {
     #[test]
     fn humanises_durations_like_kubectl() {
         let cases = [
-            (0, "0s"), (5, "5s"), (119, "119s"), (120, "2m"), (182, "3m2s"), (240, "4m"),
-            (45 * 60, "45m"), (179 * 60, "179m"), (3 * 3600 + 5 * 60, "3h5m"), (36 * 3600, "36h"),
-            (2 * 86400, "2d"), (3 * 86400 + 4 * 3600, "3d4h"), (400 * 86400, "400d"), (3 * 365 * 86400, "3y"),
+            (0, "0s"),
+            (5, "5s"),
+            (119, "119s"),
+            (120, "2m"),
+            (182, "3m2s"),
+            (240, "4m"),
+            (45 * 60, "45m"),
+            (179 * 60, "179m"),
+            (3 * 3600 + 5 * 60, "3h5m"),
+            (36 * 3600, "36h"),
+            (2 * 86400, "2d"),
+            (3 * 86400 + 4 * 3600, "3d4h"),
+            (400 * 86400, "400d"),
+            (3 * 365 * 86400, "3y"),
         ];
         for (secs, want) in cases {
-            assert_eq!(human_duration(SignedDuration::from_secs(secs)), want, "{secs}");
+            assert_eq!(
+                human_duration(SignedDuration::from_secs(secs)),
+                want,
+                "{secs}"
+            );
         }
         assert_eq!(human_duration(SignedDuration::from_secs(-5)), "<invalid>");
     }

@@ -30,7 +30,10 @@ pub fn run(args: RunArgs) -> Outcome {
         eprintln!("error: no Jobs found in {}", paths_list(&args));
         return Outcome::Invalid;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: starting the async runtime: {e}");
@@ -41,7 +44,11 @@ pub fn run(args: RunArgs) -> Outcome {
 }
 
 fn paths_list(args: &RunArgs) -> String {
-    args.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    args.paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 async fn run_async(args: RunArgs, manifests: Vec<crate::api::manifest::JobManifest>) -> Outcome {
@@ -81,7 +88,10 @@ async fn run_async(args: RunArgs, manifests: Vec<crate::api::manifest::JobManife
                     [one] => one.to_string(),
                     many => many.iter().map(|e| format!("\n* {e}")).collect(),
                 };
-                eprintln!("error: {}: The Job {:?} is invalid: {msg}", r.source, r.name);
+                eprintln!(
+                    "error: {}: The Job {:?} is invalid: {msg}",
+                    r.source, r.name
+                );
             }
             return Outcome::Invalid;
         }
@@ -108,11 +118,19 @@ async fn run_async(args: RunArgs, manifests: Vec<crate::api::manifest::JobManife
         if live {
             let t = started.elapsed().as_secs_f64();
             match change {
-                Change::Pod { name, status, restarts } if *restarts > 0 => {
+                Change::Pod {
+                    name,
+                    status,
+                    restarts,
+                } if *restarts > 0 => {
                     eprintln!("[{t:7.3}s] pod/{name} {status} (restarts: {restarts})")
                 }
                 Change::Pod { name, status, .. } => eprintln!("[{t:7.3}s] pod/{name} {status}"),
-                Change::Job { name, condition, reason } => {
+                Change::Job {
+                    name,
+                    condition,
+                    reason,
+                } => {
                     eprintln!("[{t:7.3}s] job.batch/{name} {condition} ({reason})")
                 }
             }
@@ -128,13 +146,24 @@ async fn run_async(args: RunArgs, manifests: Vec<crate::api::manifest::JobManife
     // A closed stdout (e.g. `| head`) is not an error of the Jobs.
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
-    let all_complete = store.jobs.iter().all(|j| j.status.condition(COMPLETE).is_some());
+    let all_complete = store
+        .jobs
+        .iter()
+        .all(|j| j.status.condition(COMPLETE).is_some());
     if !all_complete && args.output == Format::Table {
         for j in &store.jobs {
             if j.status.condition(COMPLETE).is_none() && j.status.condition(FAILED).is_none() {
-                eprintln!("note: job.batch/{} did not finish (parallelism {:?} and nothing left to run)", j.name(), j.spec.parallelism.unwrap_or(1));
+                eprintln!(
+                    "note: job.batch/{} did not finish (parallelism {:?} and nothing left to run)",
+                    j.name(),
+                    j.spec.parallelism.unwrap_or(1)
+                );
             }
         }
     }
-    if all_complete { Outcome::Success } else { Outcome::JobFailed }
+    if all_complete {
+        Outcome::Success
+    } else {
+        Outcome::JobFailed
+    }
 }

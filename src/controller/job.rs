@@ -109,7 +109,9 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
     } else if let Some(c) = status.condition(SUCCESS_CRITERIA_MET) {
         Some((true, c.reason.clone(), c.message.clone()))
     } else if let Some((reason, message)) = failure(job, obs, &running, start, now) {
-        status.conditions.push(condition(FAILURE_TARGET, reason, message, now));
+        status
+            .conditions
+            .push(condition(FAILURE_TARGET, reason, message, now));
         Some((false, reason.to_string(), message.to_string()))
     } else if succeeded(job, obs) {
         status.conditions.push(condition(
@@ -126,7 +128,11 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
     if let Some((success, reason, message)) = target {
         // Terminate what still runs; the terminal condition waits until every pod is gone.
         plan.delete = running.iter().map(|p| p.name.clone()).collect();
-        plan.delete_reason = if success { "Completed" } else { static_reason(&reason) };
+        plan.delete_reason = if success {
+            "Completed"
+        } else {
+            static_reason(&reason)
+        };
         status.terminating += count(plan.delete.len());
         status.active = 0;
         status.ready = 0;

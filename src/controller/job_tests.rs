@@ -66,9 +66,9 @@ fn creates_up_to_parallelism_and_never_more_than_remaining_completions() {
         (Some(4), Some(2), 1, 3, 0),
         (Some(4), Some(2), 0, 3, 1),
         (Some(4), Some(10), 0, 1, 3),
-        (Some(5), Some(0), 0, 0, 0),  // parallelism 0 pauses
-        (None, Some(3), 0, 0, 3),     // work queue
-        (None, Some(3), 1, 1, 0),     // work queue after a success: no new pods
+        (Some(5), Some(0), 0, 0, 0), // parallelism 0 pauses
+        (None, Some(3), 0, 0, 3),    // work queue
+        (None, Some(3), 1, 1, 0),    // work queue after a success: no new pods
         (Some(0), Some(1), 0, 0, 0),
     ];
     for (c, p, active, succeeded, want) in cases {
@@ -90,7 +90,10 @@ fn completes_with_success_criteria_then_complete() {
     let plan = reconcile(&j, &obs(&[], 2, 1), at(7), &NO_BACKOFF);
     assert_eq!(
         types(&plan.status),
-        [("SuccessCriteriaMet", "CompletionsReached"), ("Complete", "CompletionsReached")]
+        [
+            ("SuccessCriteriaMet", "CompletionsReached"),
+            ("Complete", "CompletionsReached")
+        ]
     );
     assert_eq!(plan.status.completion_time, Some(at(7)));
     assert_eq!((plan.status.succeeded, plan.status.failed), (2, 1));
@@ -110,7 +113,10 @@ fn work_queue_completes_when_all_pods_ended_after_a_success() {
     assert!(waiting.status.conditions.is_empty());
     assert_eq!(waiting.create, 0);
     let done = reconcile(&j, &obs(&[], 2, 0), at(2), &NO_BACKOFF);
-    assert_eq!(types(&done.status).last(), Some(&("Complete", "CompletionsReached")));
+    assert_eq!(
+        types(&done.status).last(),
+        Some(&("Complete", "CompletionsReached"))
+    );
 }
 
 #[test]
@@ -122,9 +128,15 @@ fn backoff_limit_counts_failed_pods_with_restart_policy_never() {
     let plan = reconcile(&j, &obs(&[], 0, 5), at(0), &NO_BACKOFF);
     assert_eq!(
         types(&plan.status),
-        [("FailureTarget", "BackoffLimitExceeded"), ("Failed", "BackoffLimitExceeded")]
+        [
+            ("FailureTarget", "BackoffLimitExceeded"),
+            ("Failed", "BackoffLimitExceeded")
+        ]
     );
-    assert_eq!(plan.status.conditions[1].message, "Job has reached the specified backoff limit");
+    assert_eq!(
+        plan.status.conditions[1].message,
+        "Job has reached the specified backoff limit"
+    );
     assert_eq!(plan.status.completion_time, None);
     assert_eq!(plan.create, 0);
 }
@@ -140,14 +152,20 @@ fn failing_job_terminates_active_pods_before_the_failed_condition() {
     let plan = reconcile(&j, &obs(&act, 0, 1), at(3), &NO_BACKOFF);
     assert_eq!(plan.delete, ["p0", "p1"]);
     assert_eq!(plan.delete_reason, "BackoffLimitExceeded");
-    assert_eq!(types(&plan.status), [("FailureTarget", "BackoffLimitExceeded")]);
+    assert_eq!(
+        types(&plan.status),
+        [("FailureTarget", "BackoffLimitExceeded")]
+    );
     assert_eq!((plan.status.active, plan.status.terminating), (0, 2));
     // Next pass: the two pods are gone (counted as failed) → Failed.
     j.status = plan.status;
     let plan = reconcile(&j, &obs(&[], 0, 3), at(4), &NO_BACKOFF);
     assert_eq!(
         types(&plan.status),
-        [("FailureTarget", "BackoffLimitExceeded"), ("Failed", "BackoffLimitExceeded")]
+        [
+            ("FailureTarget", "BackoffLimitExceeded"),
+            ("Failed", "BackoffLimitExceeded")
+        ]
     );
     assert_eq!(plan.status.failed, 3);
 }
@@ -155,7 +173,13 @@ fn failing_job_terminates_active_pods_before_the_failed_condition() {
 #[test]
 fn on_failure_counts_restarts_of_running_pods() {
     // (backoffLimit, restarts) → fails?
-    for (limit, restarts, fails) in [(4, 3, false), (4, 4, true), (0, 0, false), (0, 1, true), (1, 1, true)] {
+    for (limit, restarts, fails) in [
+        (4, 3, false),
+        (4, 4, true),
+        (0, 0, false),
+        (0, 1, true),
+        (1, 1, true),
+    ] {
         let j = job(|s| {
             s.backoff_limit = Some(limit);
             s.template.spec.restart_policy = Some("OnFailure".into());
@@ -181,7 +205,10 @@ fn deadline_fails_the_job_and_is_requeued_until_then() {
     assert_eq!(late.delete, ["p0"]);
     assert_eq!(late.delete_reason, "DeadlineExceeded");
     assert_eq!(types(&late.status), [("FailureTarget", "DeadlineExceeded")]);
-    assert_eq!(late.status.conditions[0].message, "Job was active longer than specified deadline");
+    assert_eq!(
+        late.status.conditions[0].message,
+        "Job was active longer than specified deadline"
+    );
 }
 
 #[test]

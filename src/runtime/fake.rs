@@ -25,7 +25,14 @@ struct Script {
 
 impl PodRuntime for FakeRuntime {
     fn prepare(&self, job: &Job, _base_dir: &Path) -> Result<Arc<dyn PreparedPod>, ErrorList> {
-        let args = job.spec.template.spec.containers.first().map(|c| c.args.clone()).unwrap_or_default();
+        let args = job
+            .spec
+            .template
+            .spec
+            .containers
+            .first()
+            .map(|c| c.args.clone())
+            .unwrap_or_default();
         Ok(Arc::new(Script {
             args: Arc::new(args),
             runs: Arc::default(),

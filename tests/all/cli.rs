@@ -12,18 +12,36 @@ fn examples() -> &'static Path {
 fn pi_example_prints_2000_correct_digits_and_completes() {
     let out = wasmjob(examples(), &["run", "pi.yaml"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    let line = out.stdout.lines().find(|l| l.contains("3.14159")).expect("digits in the log");
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("3.14159"))
+        .expect("digits in the log");
     assert!(line.starts_with("[pod/pi-"), "{line}");
     let digits = line.split("] ").nth(1).unwrap();
     assert_eq!(digits.len(), 2 + 2000);
     assert!(digits.starts_with("3.14159265358979323846264338327950288419716939937510"));
     assert_eq!(&digits[2 + 761..2 + 767], "999999", "the Feynman point");
     assert!(digits.ends_with("5778185778053217122680661300192787661119590921642019893809525720106548586327886593615338182796823030195203530185296899577362259941389124972177528347913151557485724245415069595082953311686172785588907509838175463746493931925506040092770167113900984882401285836160356370766010471018194295559619894676783744944825537977472684710404753464620804668425906949129331367702898915210475216205696602405803815019351125338243003558764024749647326391419927260426992279678235478163600934172164121992458631503028618297455570674983850549458858692699569092721079750930295532116534498720275596023648066549911988183479775356636980742654252786255181841757467289097777279380008164706001614524919217321721477235014144197356854816136115735255213347574184946843852332390739414333454776241686251898356948556209921922218427255025425688767179049460165346680498862723279178608578438382796797668145410095388378636095068006422512520511739298489608412848862694560424196528502221066118630674427862203919494504712371378696095636437191728746776465757396241389086583264599581339047802759009"));
-    let table: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("pi ") || l.starts_with("NAME")).collect();
-    assert_eq!(table[0].split_whitespace().collect::<Vec<_>>(), ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]);
-    assert_eq!(table[1].split_whitespace().take(3).collect::<Vec<_>>(), ["pi", "Complete", "1/1"]);
+    let table: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("pi ") || l.starts_with("NAME"))
+        .collect();
+    assert_eq!(
+        table[0].split_whitespace().collect::<Vec<_>>(),
+        ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+    );
+    assert_eq!(
+        table[1].split_whitespace().take(3).collect::<Vec<_>>(),
+        ["pi", "Complete", "1/1"]
+    );
     assert!(out.stdout.contains("Completed"), "{}", out.stdout);
-    assert!(out.stderr.contains("job.batch/pi created"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("job.batch/pi created"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -40,27 +58,51 @@ fn parallel_pi_never_exceeds_parallelism_and_reports_kubernetes_objects() {
     assert_eq!(job["spec"]["backoffLimit"], 4);
     assert_eq!(job["spec"]["completionMode"], "NonIndexed");
     let uid = job["metadata"]["uid"].as_str().unwrap();
-    assert_eq!(job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"], uid);
+    assert_eq!(
+        job["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"],
+        uid
+    );
     assert_eq!(
         conditions(job),
-        [("SuccessCriteriaMet".into(), "CompletionsReached".into()), ("Complete".into(), "CompletionsReached".into())]
+        [
+            ("SuccessCriteriaMet".into(), "CompletionsReached".into()),
+            ("Complete".into(), "CompletionsReached".into())
+        ]
     );
     let status = &job["status"];
-    assert_eq!((status["succeeded"].as_i64(), status["failed"].as_i64(), status["active"].as_i64()), (Some(4), Some(0), Some(0)));
+    assert_eq!(
+        (
+            status["succeeded"].as_i64(),
+            status["failed"].as_i64(),
+            status["active"].as_i64()
+        ),
+        (Some(4), Some(0), Some(0))
+    );
     assert!(ts(&status["completionTime"]) >= ts(&status["startTime"]));
     let pods = items(&list, "Pod");
     assert_eq!(pods.len(), 4);
     for p in &pods {
         let name = p["metadata"]["name"].as_str().unwrap();
-        assert!(name.starts_with("pi-parallel-") && name.len() == "pi-parallel-".len() + 5, "{name}");
+        assert!(
+            name.starts_with("pi-parallel-") && name.len() == "pi-parallel-".len() + 5,
+            "{name}"
+        );
         assert_eq!(p["status"]["phase"], "Succeeded");
         assert_eq!(p["metadata"]["labels"]["job-name"], "pi-parallel");
         assert_eq!(p["metadata"]["labels"]["controller-uid"], uid);
-        assert_eq!(p["metadata"]["labels"]["batch.kubernetes.io/job-name"], "pi-parallel");
+        assert_eq!(
+            p["metadata"]["labels"]["batch.kubernetes.io/job-name"],
+            "pi-parallel"
+        );
         assert_eq!(p["metadata"]["ownerReferences"][0]["uid"], uid);
         assert_eq!(terminated(p)["exitCode"], 0);
         assert_eq!(terminated(p)["reason"], "Completed");
-        assert!(p["status"]["containerStatuses"][0]["imageID"].as_str().unwrap().starts_with("sha256:"));
+        assert!(
+            p["status"]["containerStatuses"][0]["imageID"]
+                .as_str()
+                .unwrap()
+                .starts_with("sha256:")
+        );
     }
     assert!(max_concurrent(&pods) <= 2);
 }
@@ -68,7 +110,13 @@ fn parallel_pi_never_exceeds_parallelism_and_reports_kubernetes_objects() {
 #[test]
 fn invalid_manifests_exit_2_with_every_field_error_and_start_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let bad = testbed_job("Bad_Name", "parallelism: -1\nbackoffLimit: -2", "restartPolicy: Always", "", &["exit", "0"]);
+    let bad = testbed_job(
+        "Bad_Name",
+        "parallelism: -1\nbackoffLimit: -2",
+        "restartPolicy: Always",
+        "",
+        &["exit", "0"],
+    );
     let path = write(dir.path(), "bad.yaml", &bad);
     let out = wasmjob(dir.path(), &["run", &path]);
     assert_eq!(out.code, 2);
@@ -78,9 +126,17 @@ fn invalid_manifests_exit_2_with_every_field_error_and_start_nothing() {
         "spec.backoffLimit: Invalid value: -2: must be greater than or equal to 0",
         "spec.template.spec.restartPolicy: Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\"",
     ] {
-        assert!(out.stderr.contains(want), "missing {want:?} in:\n{}", out.stderr);
+        assert!(
+            out.stderr.contains(want),
+            "missing {want:?} in:\n{}",
+            out.stderr
+        );
     }
-    assert!(!out.stderr.contains("created"), "nothing may start: {}", out.stderr);
+    assert!(
+        !out.stderr.contains("created"),
+        "nothing may start: {}",
+        out.stderr
+    );
     assert!(out.stdout.is_empty());
 }
 
@@ -88,41 +144,82 @@ fn invalid_manifests_exit_2_with_every_field_error_and_start_nothing() {
 fn a_missing_or_invalid_module_is_rejected_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
     let good = testbed_job("good", "", "restartPolicy: Never", "", &["exit", "0"]);
-    let missing = testbed_job("missing", "", "restartPolicy: Never", "", &["exit", "0"]).replace(guest("testbed").to_str().unwrap(), "nope.wasm");
+    let missing = testbed_job("missing", "", "restartPolicy: Never", "", &["exit", "0"])
+        .replace(guest("testbed").to_str().unwrap(), "nope.wasm");
     std::fs::write(dir.path().join("junk.wasm"), b"not wasm").unwrap();
-    let junk = testbed_job("junk", "", "restartPolicy: Never", "", &[]).replace(guest("testbed").to_str().unwrap(), "junk.wasm");
-    let path = write(dir.path(), "jobs.yaml", &format!("{good}---\n{missing}---\n{junk}"));
+    let junk = testbed_job("junk", "", "restartPolicy: Never", "", &[])
+        .replace(guest("testbed").to_str().unwrap(), "junk.wasm");
+    let path = write(
+        dir.path(),
+        "jobs.yaml",
+        &format!("{good}---\n{missing}---\n{junk}"),
+    );
     let out = wasmjob(dir.path(), &["run", &path]);
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("spec.template.spec.containers[0].image: Invalid value: \"nope.wasm\": cannot read module"), "{}", out.stderr);
-    assert!(out.stderr.contains("\"junk.wasm\": not a valid WebAssembly module"), "{}", out.stderr);
-    assert!(!out.stderr.contains("job.batch/good created"), "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("\"junk.wasm\": not a valid WebAssembly module"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("job.batch/good created"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
 fn unsupported_fields_are_named_not_ignored() {
     let dir = tempfile::tempdir().unwrap();
-    let job = testbed_job("x", "ttlSecondsAfterFinished: 10", "nodeSelector: {disk: ssd}", "ports: [{containerPort: 80}]", &[]);
+    let job = testbed_job(
+        "x",
+        "ttlSecondsAfterFinished: 10",
+        "nodeSelector: {disk: ssd}",
+        "ports: [{containerPort: 80}]",
+        &[],
+    );
     let out = run_json(dir.path(), &job, &[]);
     assert_eq!(out.code, 2);
-    for want in ["spec.ttlSecondsAfterFinished: Forbidden", "spec.template.spec.nodeSelector: Forbidden", "spec.template.spec.containers[0].ports: Forbidden"] {
-        assert!(out.stderr.contains(want), "missing {want:?} in:\n{}", out.stderr);
+    for want in [
+        "spec.ttlSecondsAfterFinished: Forbidden",
+        "spec.template.spec.nodeSelector: Forbidden",
+        "spec.template.spec.containers[0].ports: Forbidden",
+    ] {
+        assert!(
+            out.stderr.contains(want),
+            "missing {want:?} in:\n{}",
+            out.stderr
+        );
     }
 }
 
 #[test]
 fn backoff_limit_with_restart_policy_never_creates_new_pods_then_fails() {
     let dir = tempfile::tempdir().unwrap();
-    let job = testbed_job("flaky", "backoffLimit: 2", "restartPolicy: Never", "", &["stderr", "boom", "exit", "3"]);
+    let job = testbed_job(
+        "flaky",
+        "backoffLimit: 2",
+        "restartPolicy: Never",
+        "",
+        &["stderr", "boom", "exit", "3"],
+    );
     let out = run_json(dir.path(), &job, &[]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     let list = out.json();
     let job = items(&list, "Job")[0];
     assert_eq!(
         conditions(job),
-        [("FailureTarget".into(), "BackoffLimitExceeded".into()), ("Failed".into(), "BackoffLimitExceeded".into())]
+        [
+            ("FailureTarget".into(), "BackoffLimitExceeded".into()),
+            ("Failed".into(), "BackoffLimitExceeded".into())
+        ]
     );
-    assert_eq!(job["status"]["conditions"][1]["message"], "Job has reached the specified backoff limit");
+    assert_eq!(
+        job["status"]["conditions"][1]["message"],
+        "Job has reached the specified backoff limit"
+    );
     assert_eq!(job["status"]["failed"], 3);
     assert_eq!(job["status"]["succeeded"], 0);
     assert!(job["status"].get("completionTime").is_none());
@@ -145,8 +242,17 @@ fn on_failure_restarts_in_place_and_counts_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     std::fs::create_dir(&state).unwrap();
-    let pod = format!("restartPolicy: OnFailure\nvolumes:\n- name: state\n  hostPath: {{path: {}}}", state.display());
-    let job = testbed_job("retry", "backoffLimit: 4", &pod, "volumeMounts: [{name: state, mountPath: /state}]", &["fail-until", "/state/n", "2", "echo", "done"]);
+    let pod = format!(
+        "restartPolicy: OnFailure\nvolumes:\n- name: state\n  hostPath: {{path: {}}}",
+        state.display()
+    );
+    let job = testbed_job(
+        "retry",
+        "backoffLimit: 4",
+        &pod,
+        "volumeMounts: [{name: state, mountPath: /state}]",
+        &["fail-until", "/state/n", "2", "echo", "done"],
+    );
     let out = run_json(dir.path(), &job, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let list = out.json();
@@ -156,15 +262,30 @@ fn on_failure_restarts_in_place_and_counts_restarts() {
     assert_eq!(cs["restartCount"], 2);
     assert_eq!(cs["lastState"]["terminated"]["exitCode"], 1);
     assert_eq!(terminated(pods[0])["reason"], "Completed");
-    assert_eq!(std::fs::read_to_string(state.join("n")).unwrap().trim(), "3");
+    assert_eq!(
+        std::fs::read_to_string(state.join("n")).unwrap().trim(),
+        "3"
+    );
     let job = items(&list, "Job")[0];
-    assert_eq!((job["status"]["succeeded"].as_i64(), job["status"]["failed"].as_i64()), (Some(1), Some(0)));
+    assert_eq!(
+        (
+            job["status"]["succeeded"].as_i64(),
+            job["status"]["failed"].as_i64()
+        ),
+        (Some(1), Some(0))
+    );
 }
 
 #[test]
 fn on_failure_fails_the_job_when_restarts_reach_the_backoff_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let job = testbed_job("crash", "backoffLimit: 3", "restartPolicy: OnFailure", "", &["exit", "1"]);
+    let job = testbed_job(
+        "crash",
+        "backoffLimit: 3",
+        "restartPolicy: OnFailure",
+        "",
+        &["exit", "1"],
+    );
     let out = run_json(dir.path(), &job, &[]);
     assert_eq!(out.code, 1);
     let list = out.json();
@@ -179,16 +300,28 @@ fn on_failure_fails_the_job_when_restarts_reach_the_backoff_limit() {
 #[test]
 fn active_deadline_terminates_pods_and_wins_over_backoff() {
     let dir = tempfile::tempdir().unwrap();
-    let job = testbed_job("slow", "activeDeadlineSeconds: 1\nbackoffLimit: 6\nparallelism: 2\ncompletions: 4", "restartPolicy: Never", "", &["spin"]);
+    let job = testbed_job(
+        "slow",
+        "activeDeadlineSeconds: 1\nbackoffLimit: 6\nparallelism: 2\ncompletions: 4",
+        "restartPolicy: Never",
+        "",
+        &["spin"],
+    );
     let out = run_json(dir.path(), &job, &[]);
     assert_eq!(out.code, 1);
     let list = out.json();
     let job = items(&list, "Job")[0];
     assert_eq!(
         conditions(job),
-        [("FailureTarget".into(), "DeadlineExceeded".into()), ("Failed".into(), "DeadlineExceeded".into())]
+        [
+            ("FailureTarget".into(), "DeadlineExceeded".into()),
+            ("Failed".into(), "DeadlineExceeded".into())
+        ]
     );
-    assert_eq!(job["status"]["conditions"][1]["message"], "Job was active longer than specified deadline");
+    assert_eq!(
+        job["status"]["conditions"][1]["message"],
+        "Job was active longer than specified deadline"
+    );
     let pods = items(&list, "Pod");
     assert_eq!(pods.len(), 2);
     assert_eq!(job["status"]["failed"], 2);
@@ -198,25 +331,43 @@ fn active_deadline_terminates_pods_and_wins_over_backoff() {
         assert_eq!(terminated(p)["reason"], "DeadlineExceeded");
         // Stopped promptly: well within a second of the deadline.
         let ran = ts(&terminated(p)["finishedAt"]).duration_since(ts(&job["status"]["startTime"]));
-        assert!(ran.as_secs_f64() < 1.9, "spinning pod stopped after {ran:?}");
+        assert!(
+            ran.as_secs_f64() < 1.9,
+            "spinning pod stopped after {ran:?}"
+        );
     }
 }
 
 #[test]
 fn work_queue_job_completes_when_all_pods_ended_after_a_success() {
     let dir = tempfile::tempdir().unwrap();
-    let job = testbed_job("wq", "parallelism: 3", "restartPolicy: Never", "", &["sleep", "20", "exit", "0"]);
+    let job = testbed_job(
+        "wq",
+        "parallelism: 3",
+        "restartPolicy: Never",
+        "",
+        &["sleep", "20", "exit", "0"],
+    );
     let path = write(dir.path(), "wq.yaml", &job);
     let out = wasmjob(dir.path(), &["run", &path, "-q"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let row = out.stdout.lines().find(|l| l.starts_with("wq ")).unwrap();
-    assert!(row.contains("Complete") && row.contains("3/1 of 3"), "{row}");
+    assert!(
+        row.contains("Complete") && row.contains("3/1 of 3"),
+        "{row}"
+    );
 }
 
 #[test]
 fn parallelism_zero_starts_nothing_and_reports_the_job_unfinished() {
     let dir = tempfile::tempdir().unwrap();
-    let job = testbed_job("paused", "parallelism: 0\ncompletions: 2", "restartPolicy: Never", "", &[]);
+    let job = testbed_job(
+        "paused",
+        "parallelism: 0\ncompletions: 2",
+        "restartPolicy: Never",
+        "",
+        &[],
+    );
     let out = run_json(dir.path(), &job, &[]);
     assert_eq!(out.code, 1);
     let list = out.json();
@@ -230,14 +381,37 @@ fn runs_every_job_of_a_directory_and_names_them() {
     let jobs = dir.path().join("jobs");
     std::fs::create_dir(&jobs).unwrap();
     for item in ["apple", "banana", "cherry"] {
-        write(&jobs, &format!("job-{item}.yaml"), &testbed_job(&format!("process-item-{item}"), "", "restartPolicy: Never", "", &["echo", item]));
+        write(
+            &jobs,
+            &format!("job-{item}.yaml"),
+            &testbed_job(
+                &format!("process-item-{item}"),
+                "",
+                "restartPolicy: Never",
+                "",
+                &["echo", item],
+            ),
+        );
     }
     std::fs::write(jobs.join("README.txt"), "not a manifest").unwrap();
     let out = wasmjob(dir.path(), &["run", "jobs", "-o", "name"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let lines: Vec<&str> = out.stdout.lines().collect();
-    assert_eq!(&lines[..3], ["job.batch/process-item-apple", "job.batch/process-item-banana", "job.batch/process-item-cherry"]);
-    assert_eq!(lines.iter().filter(|l| l.starts_with("pod/process-item-")).count(), 3);
+    assert_eq!(
+        &lines[..3],
+        [
+            "job.batch/process-item-apple",
+            "job.batch/process-item-banana",
+            "job.batch/process-item-cherry"
+        ]
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("pod/process-item-"))
+            .count(),
+        3
+    );
 }
 
 #[test]

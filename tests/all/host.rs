@@ -37,8 +37,17 @@ fn secs(t: Option<Timestamp>) -> f64 {
 
 #[tokio::test(start_paused = true)]
 async fn failed_pods_are_replaced_after_exponential_backoff() {
-    let store = run(&job("  backoffLimit: 6", "Never", &["sleep", "1000", "fail-first", "3"])).await;
-    let created: Vec<f64> = store.pods.iter().map(|p| secs(p.pod.metadata.creation_timestamp)).collect();
+    let store = run(&job(
+        "  backoffLimit: 6",
+        "Never",
+        &["sleep", "1000", "fail-first", "3"],
+    ))
+    .await;
+    let created: Vec<f64> = store
+        .pods
+        .iter()
+        .map(|p| secs(p.pod.metadata.creation_timestamp))
+        .collect();
     // Each pod runs 1 s; replacements wait 10 s, 20 s, 40 s after each failure.
     assert_eq!(created, [0.0, 11.0, 32.0, 73.0]);
     let job = &store.jobs[0];
@@ -49,10 +58,18 @@ async fn failed_pods_are_replaced_after_exponential_backoff() {
 
 #[tokio::test(start_paused = true)]
 async fn deadline_counts_from_start_time_and_stops_backoff_retries() {
-    let store = run(&job("  backoffLimit: 6\n  activeDeadlineSeconds: 30", "Never", &["sleep", "12000", "exit", "1"])).await;
+    let store = run(&job(
+        "  backoffLimit: 6\n  activeDeadlineSeconds: 30",
+        "Never",
+        &["sleep", "12000", "exit", "1"],
+    ))
+    .await;
     let job = &store.jobs[0];
     let last = job.status.conditions.last().unwrap();
-    assert_eq!((last.type_.as_str(), last.reason.as_str()), ("Failed", "DeadlineExceeded"));
+    assert_eq!(
+        (last.type_.as_str(), last.reason.as_str()),
+        ("Failed", "DeadlineExceeded")
+    );
     assert_eq!(secs(Some(last.last_transition_time)), 30.0);
     // Pods at 0 s and 22 s (12 s run + 10 s back-off); the second is killed at 30 s.
     assert_eq!(store.pods.len(), 2);
@@ -63,7 +80,12 @@ async fn deadline_counts_from_start_time_and_stops_backoff_retries() {
 
 #[tokio::test(start_paused = true)]
 async fn on_failure_restarts_with_crash_loop_backoff() {
-    let store = run(&job("  backoffLimit: 6", "OnFailure", &["sleep", "1000", "fail-first", "2"])).await;
+    let store = run(&job(
+        "  backoffLimit: 6",
+        "OnFailure",
+        &["sleep", "1000", "fail-first", "2"],
+    ))
+    .await;
     assert_eq!(store.pods.len(), 1);
     let cs = &store.pods[0].pod.status.container_statuses[0];
     assert_eq!(cs.restart_count, 2);
@@ -76,12 +98,21 @@ async fn on_failure_restarts_with_crash_loop_backoff() {
 
 #[tokio::test(start_paused = true)]
 async fn parallelism_bounds_active_pods_at_every_moment() {
-    let store = run(&job("  completions: 7\n  parallelism: 3", "Never", &["sleep", "100"])).await;
+    let store = run(&job(
+        "  completions: 7\n  parallelism: 3",
+        "Never",
+        &["sleep", "100"],
+    ))
+    .await;
     assert_eq!(store.pods.len(), 7);
     let mut edges = Vec::new();
     for p in &store.pods {
         edges.push((p.pod.metadata.creation_timestamp.unwrap(), 1));
-        let t = p.pod.status.container_statuses[0].state.terminated.as_ref().unwrap();
+        let t = p.pod.status.container_statuses[0]
+            .state
+            .terminated
+            .as_ref()
+            .unwrap();
         edges.push((t.finished_at, -1));
     }
     edges.sort();
@@ -95,12 +126,20 @@ async fn parallelism_bounds_active_pods_at_every_moment() {
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_terminates_running_pods() {
-    let (jobs, _) = parse_documents(&job("  completions: 2\n  parallelism: 2", "Never", &["spin"]), "t.yaml", std::path::Path::new("."));
+    let (jobs, _) = parse_documents(
+        &job("  completions: 2\n  parallelism: 2", "Never", &["spin"]),
+        "t.yaml",
+        std::path::Path::new("."),
+    );
     let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(T0));
     let mut host = Host::new(Arc::new(FakeRuntime), clock, HostConfig::default());
     let subs = host.prepare(jobs).map_err(|r| format!("{r:?}")).unwrap();
     host.submit(subs);
-    host.run(tokio::time::sleep(std::time::Duration::from_secs(5)), |_| {}).await;
+    host.run(
+        tokio::time::sleep(std::time::Duration::from_secs(5)),
+        |_| {},
+    )
+    .await;
     let store = host.store();
     assert_eq!(store.pods.len(), 2);
     for p in &store.pods {

@@ -7,7 +7,9 @@ use serde_json::Value;
 
 /// Path of a guest module built by build.rs.
 pub fn guest(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("guests/bin").join(format!("{name}.wasm"))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("guests/bin")
+        .join(format!("{name}.wasm"))
 }
 
 /// What a `wasmjob` invocation produced.
@@ -20,7 +22,12 @@ pub struct Output {
 impl Output {
     /// stdout parsed as JSON (for `-o json`).
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 }
 
@@ -67,7 +74,10 @@ spec:
 }
 
 fn indent(s: &str, n: usize) -> String {
-    s.lines().map(|l| format!("{}{l}", " ".repeat(n))).collect::<Vec<_>>().join("\n")
+    s.lines()
+        .map(|l| format!("{}{l}", " ".repeat(n)))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Writes `text` to `dir/name` and returns the path as a string.
@@ -80,14 +90,29 @@ pub fn write(dir: &Path, name: &str, text: &str) -> String {
 /// Runs one testbed Job with `-o json` and fast back-off; returns the output.
 pub fn run_json(dir: &Path, manifest: &str, extra: &[&str]) -> Output {
     let path = write(dir, "job.yaml", manifest);
-    let mut args = vec!["run", path.as_str(), "-o", "json", "-q", "--backoff-base", "10ms", "--backoff-max", "40ms"];
+    let mut args = vec![
+        "run",
+        path.as_str(),
+        "-o",
+        "json",
+        "-q",
+        "--backoff-base",
+        "10ms",
+        "--backoff-max",
+        "40ms",
+    ];
     args.extend_from_slice(extra);
     wasmjob(dir, &args)
 }
 
 /// Items of a `List` of the given kind.
 pub fn items<'a>(list: &'a Value, kind: &str) -> Vec<&'a Value> {
-    list["items"].as_array().expect("items").iter().filter(|i| i["kind"] == kind).collect()
+    list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|i| i["kind"] == kind)
+        .collect()
 }
 
 /// `(type, reason)` of a Job's conditions, in order.
@@ -96,7 +121,12 @@ pub fn conditions(job: &Value) -> Vec<(String, String)> {
         .as_array()
         .map(|cs| {
             cs.iter()
-                .map(|c| (c["type"].as_str().unwrap_or("").to_string(), c["reason"].as_str().unwrap_or("").to_string()))
+                .map(|c| {
+                    (
+                        c["type"].as_str().unwrap_or("").to_string(),
+                        c["reason"].as_str().unwrap_or("").to_string(),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -109,7 +139,9 @@ pub fn terminated(pod: &Value) -> &Value {
 
 /// Parses an RFC 3339 timestamp field.
 pub fn ts(v: &Value) -> jiff::Timestamp {
-    v.as_str().and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("not a timestamp: {v}"))
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not a timestamp: {v}"))
 }
 
 /// The most pods active at once, from creation and finish timestamps.

@@ -79,8 +79,15 @@ impl WasmRuntime {
 
     /// Reads, compiles and links a module once per path.
     fn compile(&self, path: &Path) -> Result<Arc<Compiled>, String> {
-        let key = path.canonicalize().map_err(|e| format!("cannot read module: {e}"))?;
-        if let Some(c) = self.modules.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        let key = path
+            .canonicalize()
+            .map_err(|e| format!("cannot read module: {e}"))?;
+        if let Some(c) = self
+            .modules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
             return Ok(c.clone());
         }
         let bytes = std::fs::read(&key).map_err(|e| format!("cannot read module: {e}"))?;
@@ -93,7 +100,10 @@ impl WasmRuntime {
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut PodState| &mut s.wasi)
             .map_err(|e| format!("linking WASI: {e}"))?;
         let pre = linker.instantiate_pre(&module).map_err(|e| {
-            format!("the module needs imports wasmjob does not provide (only WASI preview1): {}", e.root_cause())
+            format!(
+                "the module needs imports wasmjob does not provide (only WASI preview1): {}",
+                e.root_cause()
+            )
         })?;
         let digest = Sha256::digest(&bytes);
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
@@ -110,14 +120,22 @@ impl WasmRuntime {
 impl PodRuntime for WasmRuntime {
     fn prepare(&self, job: &Job, base_dir: &Path) -> Result<Arc<dyn PreparedPod>, ErrorList> {
         let spec = &job.spec.template.spec;
-        let cpath = FieldPath::new("spec").child("template").child("spec").child("containers").index(0);
+        let cpath = FieldPath::new("spec")
+            .child("template")
+            .child("spec")
+            .child("containers")
+            .index(0);
         let Some(container) = spec.containers.first() else {
             return Err(vec![FieldError::required(&cpath, "")]);
         };
         let image = base_dir.join(&container.image);
-        let compiled = self
-            .compile(&image)
-            .map_err(|e| vec![FieldError::invalid(&cpath.child("image"), container.image.as_str(), e)])?;
+        let compiled = self.compile(&image).map_err(|e| {
+            vec![FieldError::invalid(
+                &cpath.child("image"),
+                container.image.as_str(),
+                e,
+            )]
+        })?;
         let prepared = PreparedWasm::new(
             self.engine.clone(),
             compiled.pre.clone(),

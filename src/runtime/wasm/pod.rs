@@ -34,7 +34,12 @@ struct MemoryLimiter {
 const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
 impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let ok = desired <= self.max && maximum.is_none_or(|m| desired <= m);
         self.denied |= !ok;
         Ok(ok)
@@ -43,7 +48,12 @@ impl ResourceLimiter for MemoryLimiter {
         self.denied = true;
         Ok(())
     }
-    fn table_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS && maximum.is_none_or(|m| desired <= m))
     }
     fn instances(&self) -> usize {
@@ -101,7 +111,11 @@ impl PreparedWasm {
     ) -> Result<Self, ErrorList> {
         let spec = &job.spec.template.spec;
         let c = &spec.containers[0];
-        let cpath = FieldPath::new("spec").child("template").child("spec").child("containers").index(0);
+        let cpath = FieldPath::new("spec")
+            .child("template")
+            .child("spec")
+            .child("containers")
+            .index(0);
         let mut errs = ErrorList::new();
         let argv = std::iter::once(c.name.clone())
             .chain(c.command.iter().cloned())
@@ -120,14 +134,23 @@ impl PreparedWasm {
             .collect();
         let mut mounts = Vec::new();
         for m in &c.volume_mounts {
-            let Some((vi, v)) = spec.volumes.iter().enumerate().find(|(_, v)| v.name == m.name) else {
+            let Some((vi, v)) = spec
+                .volumes
+                .iter()
+                .enumerate()
+                .find(|(_, v)| v.name == m.name)
+            else {
                 continue; // validation reported it
             };
             let source = if let Some(hp) = &v.host_path {
                 let path = base_dir.join(&hp.path);
                 let create = hp.type_.as_deref() == Some("DirectoryOrCreate");
                 if !create && !path.is_dir() {
-                    let vp = FieldPath::new("spec").child("template").child("spec").child("volumes").index(vi);
+                    let vp = FieldPath::new("spec")
+                        .child("template")
+                        .child("spec")
+                        .child("volumes")
+                        .index(vi);
                     errs.push(FieldError::invalid(
                         &vp.child("hostPath").child("path"),
                         hp.path.as_str(),
@@ -180,7 +203,10 @@ impl PreparedPod for PreparedWasm {
     }
 
     fn sandbox(&self, pod: &PodIdentity) -> Result<Box<dyn Sandbox>, String> {
-        let needs_tmp = self.mounts.iter().any(|m| matches!(m.source, Source::EmptyDir(_)));
+        let needs_tmp = self
+            .mounts
+            .iter()
+            .any(|m| matches!(m.source, Source::EmptyDir(_)));
         let tmp = if needs_tmp {
             Some(
                 tempfile::Builder::new()
@@ -196,16 +222,20 @@ impl PreparedPod for PreparedWasm {
             let host = match (&m.source, &tmp) {
                 (Source::Host { path, create }, _) => {
                     if *create {
-                        std::fs::create_dir_all(path).map_err(|e| format!("creating hostPath {}: {e}", path.display()))?;
+                        std::fs::create_dir_all(path)
+                            .map_err(|e| format!("creating hostPath {}: {e}", path.display()))?;
                     }
                     path.clone()
                 }
                 (Source::EmptyDir(name), Some(tmp)) => {
                     let dir = tmp.path().join(name);
-                    std::fs::create_dir_all(&dir).map_err(|e| format!("creating emptyDir {name}: {e}"))?;
+                    std::fs::create_dir_all(&dir)
+                        .map_err(|e| format!("creating emptyDir {name}: {e}"))?;
                     dir
                 }
-                (Source::EmptyDir(_), None) => unreachable!("a temporary directory exists when an emptyDir is mounted"),
+                (Source::EmptyDir(_), None) => {
+                    unreachable!("a temporary directory exists when an emptyDir is mounted")
+                }
             };
             preopens.push((host, m.guest.clone(), m.read_only));
         }
@@ -214,11 +244,16 @@ impl PreparedPod for PreparedWasm {
             // through a preopen named ".", so the working directory is preopened as ".".
             let (host, guest, ro) = preopens
                 .iter()
-                .filter(|(_, g, _)| wd == g.trim_end_matches('/') || wd.starts_with(&format!("{}/", g.trim_end_matches('/'))))
+                .filter(|(_, g, _)| {
+                    wd == g.trim_end_matches('/')
+                        || wd.starts_with(&format!("{}/", g.trim_end_matches('/')))
+                })
                 .max_by_key(|(_, g, _)| g.len())
                 .cloned()
                 .ok_or_else(|| format!("workingDir {wd} is not inside a volume mount"))?;
-            let rel = wd.trim_start_matches(guest.trim_end_matches('/')).trim_start_matches('/');
+            let rel = wd
+                .trim_start_matches(guest.trim_end_matches('/'))
+                .trim_start_matches('/');
             preopens.push((host.join(rel), ".".into(), ro));
         }
         let env = self
@@ -232,7 +267,9 @@ impl PreparedPod for PreparedWasm {
                         Some(FieldRef::Namespace) => pod.namespace.clone(),
                         Some(FieldRef::Uid) => pod.uid.clone(),
                         Some(FieldRef::Label(k)) => pod.labels.get(k).cloned().unwrap_or_default(),
-                        Some(FieldRef::Annotation(k)) => pod.annotations.get(k).cloned().unwrap_or_default(),
+                        Some(FieldRef::Annotation(k)) => {
+                            pod.annotations.get(k).cloned().unwrap_or_default()
+                        }
                         None => String::new(),
                     },
                 };
@@ -272,7 +309,11 @@ impl Sandbox for WasmSandbox {
             b.env(k, v);
         }
         for (host, guest, ro) in &self.preopens {
-            let perms = if *ro { FsPerms::ReadOnly } else { FsPerms::ReadWrite };
+            let perms = if *ro {
+                FsPerms::ReadOnly
+            } else {
+                FsPerms::ReadWrite
+            };
             if let Err(e) = b.preopened_dir(host, guest, perms) {
                 let msg = format!("mounting {} at {guest}: {}", host.display(), e.root_cause());
                 return Box::pin(async move { PodExit::CannotRun(msg) });
@@ -319,7 +360,11 @@ fn classify(result: wasmtime::Result<()>, memory_denied: bool, limit: usize) -> 
         Ok(()) => PodExit::Exited(0),
         Err(e) => {
             if let Some(exit) = e.downcast_ref::<I32Exit>() {
-                return if exit.0 != 0 && memory_denied { oom() } else { PodExit::Exited(exit.0) };
+                return if exit.0 != 0 && memory_denied {
+                    oom()
+                } else {
+                    PodExit::Exited(exit.0)
+                };
             }
             if memory_denied {
                 return oom();
