@@ -150,15 +150,26 @@ pub fn parse_documents(
 ) -> (Vec<JobManifest>, Vec<ManifestError>) {
     let mut jobs = Vec::new();
     let mut errors = Vec::new();
-    let docs: Vec<_> = serde_yaml_ng::Deserializer::from_str(text).collect();
-    let many = docs.len() > 1;
-    for (i, doc) in docs.into_iter().enumerate() {
+    // Read every document first (their count decides how sources are named). After a syntax
+    // error the document stream never ends, so stop at the first one.
+    let mut values = Vec::new();
+    for doc in serde_yaml_ng::Deserializer::from_str(text) {
+        match serde_json::Value::deserialize(doc) {
+            Ok(v) => values.push(Ok(v)),
+            Err(e) => {
+                values.push(Err(e));
+                break;
+            }
+        }
+    }
+    let many = values.len() > 1;
+    for (i, value) in values.into_iter().enumerate() {
         let source = if many {
             format!("{file}#{}", i + 1)
         } else {
             file.to_string()
         };
-        let value = match serde_json::Value::deserialize(doc) {
+        let value = match value {
             Ok(serde_json::Value::Null) => continue,
             Ok(v) => v,
             Err(e) => {
@@ -166,7 +177,6 @@ pub fn parse_documents(
                     file: source,
                     message: format!("not valid YAML: {e}"),
                 });
-                // A syntax error ends the stream: later documents cannot be trusted.
                 break;
             }
         };
@@ -312,6 +322,7 @@ spec:
 
     #[test]
     fn names_unsupported_fields_and_bad_types() {
+        // Regression: a syntax error used to make the document stream loop forever.
         let (_, errs) = parse(&PI.replace(
             "        args:",
             "        ports: [{containerPort: 80}]\n        args:",
