@@ -145,3 +145,25 @@ fn env_values_and_field_refs_reach_the_guest_and_nothing_else_does() {
         .collect();
     assert_eq!(lines, ["hi", name, "t", ""]);
 }
+
+#[test]
+fn exit_codes_reach_the_pod_status_unchanged() {
+    // Regression: wasmtime-wasi reports proc_exit(>= 126) as an anonymous error.
+    for code in [3, 42, 200] {
+        let (pod, out) = run_one(&["exit", &code.to_string()], "", "");
+        assert_eq!(out.code, 1);
+        assert_eq!(terminated(&pod)["exitCode"], code);
+        assert_eq!(terminated(&pod)["reason"], "Error");
+    }
+}
+
+#[test]
+fn a_sleeping_guest_is_stopped_at_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = testbed_job("nap", "activeDeadlineSeconds: 1", "restartPolicy: Never", "", &["sleep", "600000"]);
+    let out = run_json(dir.path(), &job, &[]);
+    assert_eq!(out.code, 1);
+    let list = out.json();
+    assert_eq!(conditions(items(&list, "Job")[0]).last().unwrap().1, "DeadlineExceeded");
+    assert_eq!(terminated(items(&list, "Pod")[0])["reason"], "DeadlineExceeded");
+}

@@ -99,6 +99,18 @@ impl WasmRuntime {
         let mut linker: Linker<PodState> = Linker::new(&self.engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut PodState| &mut s.wasi)
             .map_err(|e| format!("linking WASI: {e}"))?;
+        // wasmtime-wasi turns exit codes of 126 and above into an anonymous error; a pod's
+        // exit code must reach its status as the module gave it, as a process's would.
+        linker.allow_shadowing(true);
+        linker
+            .func_wrap(
+                "wasi_snapshot_preview1",
+                "proc_exit",
+                |_: wasmtime::Caller<'_, PodState>, status: i32| -> wasmtime::Result<()> {
+                    Err(wasmtime::Error::new(wasmtime_wasi::I32Exit(status)))
+                },
+            )
+            .map_err(|e| format!("linking WASI: {e}"))?;
         let pre = linker.instantiate_pre(&module).map_err(|e| {
             format!(
                 "the module needs imports wasmjob does not provide (only WASI preview1): {}",
