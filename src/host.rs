@@ -246,6 +246,14 @@ impl Host {
             backoff: state.backoff,
         };
         let plan = reconcile(&self.store.jobs[j], &observed, now, &self.config.backoff);
+        tracing::debug!(
+            job = self.store.jobs[j].name(),
+            active = active.len(),
+            create = plan.create,
+            delete = plan.delete.len(),
+            requeue = ?plan.requeue_after,
+            "reconciled"
+        );
         self.apply_plan(j, plan, now, on_change);
     }
 
@@ -308,6 +316,7 @@ impl Host {
 
     fn kill(&mut self, p: usize, reason: &str) {
         if let Some(kill) = self.pods[p].kill.take() {
+            tracing::debug!(pod = p, reason, "terminating");
             self.pods[p].terminating = true;
             // A pod that already finished dropped its receiver; nothing to stop then.
             let _ = kill.send(reason.to_string());

@@ -89,6 +89,7 @@ mod tests {
             metadata: Default::default(),
             spec,
             status: Default::default(),
+            other: Default::default(),
         }
     }
 

@@ -337,6 +337,15 @@ spec:
         assert!(errs[0].contains("spec.backoffLimit"), "{errs:?}");
         let (_, errs) = parse("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n");
         assert!(errs[0].contains("not supported"), "{errs:?}");
+        let (_, errs) = parse(&format!("{PI}specs: {{}}\nstatus: {{active: 1}}\n"));
+        assert!(
+            errs[0].contains("specs: Forbidden: not supported by wasmjob"),
+            "{errs:?}"
+        );
+        assert!(
+            !errs[0].contains("status"),
+            "status is ignored as on create: {errs:?}"
+        );
         let (_, errs) = parse("key: [unclosed");
         assert!(errs[0].contains("not valid YAML"), "{errs:?}");
     }

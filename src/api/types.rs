@@ -82,6 +82,9 @@ pub struct Job {
     /// What happened; ignored in manifests, as Kubernetes ignores it on create.
     #[serde(default, skip_deserializing)]
     pub status: JobStatus,
+    /// Other top-level fields (a manifest's `status` lands here and is ignored).
+    #[serde(flatten, skip_serializing)]
+    pub other: Extra,
 }
 
 impl Job {

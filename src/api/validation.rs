@@ -29,6 +29,7 @@ pub fn validate_job(job: &Job) -> ErrorList {
         ));
     }
     validate_meta(&job.metadata, &meta, &[], &mut errs);
+    unsupported(&job.other, &Path::new(""), &["status"], &mut errs);
     match job.metadata.name.as_deref() {
         None | Some("") => errs.push(FieldError::required(
             &meta.child("name"),

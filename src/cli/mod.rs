@@ -91,6 +91,13 @@ fn parse_bytes(s: &str) -> Result<u64, String> {
 /// Parses the command line and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Diagnostics for developers: WASMJOB_LOG=debug (tracing's filter syntax), on stderr.
+    if std::env::var_os("WASMJOB_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_env("WASMJOB_LOG"))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     match cli.command {
         Command::Run(args) => run::run(args).into(),
     }

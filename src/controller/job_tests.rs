@@ -15,6 +15,7 @@ fn job(f: impl FnOnce(&mut JobSpec)) -> Job {
         metadata: Default::default(),
         spec: JobSpec::default(),
         status: Default::default(),
+        other: Default::default(),
     };
     j.spec.template.spec.restart_policy = Some("Never".into());
     f(&mut j.spec);

@@ -160,10 +160,22 @@ fn exit_codes_reach_the_pod_status_unchanged() {
 #[test]
 fn a_sleeping_guest_is_stopped_at_the_deadline() {
     let dir = tempfile::tempdir().unwrap();
-    let job = testbed_job("nap", "activeDeadlineSeconds: 1", "restartPolicy: Never", "", &["sleep", "600000"]);
+    let job = testbed_job(
+        "nap",
+        "activeDeadlineSeconds: 1",
+        "restartPolicy: Never",
+        "",
+        &["sleep", "600000"],
+    );
     let out = run_json(dir.path(), &job, &[]);
     assert_eq!(out.code, 1);
     let list = out.json();
-    assert_eq!(conditions(items(&list, "Job")[0]).last().unwrap().1, "DeadlineExceeded");
-    assert_eq!(terminated(items(&list, "Pod")[0])["reason"], "DeadlineExceeded");
+    assert_eq!(
+        conditions(items(&list, "Job")[0]).last().unwrap().1,
+        "DeadlineExceeded"
+    );
+    assert_eq!(
+        terminated(items(&list, "Pod")[0])["reason"],
+        "DeadlineExceeded"
+    );
 }
