@@ -30,7 +30,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{name}: {condition}");
         }
     })
-    .await;
+    .await?;
     for job in &host.store().jobs {
         println!(
             "{} succeeded={} failed={}",

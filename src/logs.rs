@@ -45,6 +45,12 @@ struct Inner {
     dropped: u64,
     /// Start of the line not yet streamed.
     streamed: usize,
+    /// Bytes already handed to the state store.
+    saved: usize,
+    /// Whether the run has ended (no more output).
+    ended: bool,
+    /// Whether the truncation notice was handed to the state store.
+    notice_saved: bool,
 }
 
 impl PodLog {
@@ -100,14 +106,35 @@ impl PodLog {
                 stream.line(&self.prefix, &g.data[g.streamed..]);
             }
             if g.dropped > 0 && g.streamed <= self.cap {
-                let msg = format!(
-                    "[wasmjob: log truncated at {} bytes; {} more bytes dropped]",
-                    self.cap, g.dropped
-                );
-                stream.line(&self.prefix, msg.as_bytes());
+                stream.line(&self.prefix, self.notice(g.dropped).as_bytes());
             }
         }
         g.streamed = g.data.len() + 1;
+        g.ended = true;
+    }
+
+    fn notice(&self, dropped: u64) -> String {
+        format!(
+            "[wasmjob: log truncated at {} bytes; {dropped} more bytes dropped]",
+            self.cap
+        )
+    }
+
+    /// Output not yet handed to the state store (and, once the run has ended, the truncation
+    /// notice); each byte is handed over once.
+    pub fn take_unsaved(&self) -> Vec<u8> {
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = g.data[g.saved..].to_vec();
+        g.saved = g.data.len();
+        if g.ended && g.dropped > 0 && !g.notice_saved {
+            g.notice_saved = true;
+            if g.data.last().is_some_and(|&b| b != b'\n') {
+                out.push(b'\n');
+            }
+            out.extend_from_slice(self.notice(g.dropped).as_bytes());
+            out.push(b'\n');
+        }
+        out
     }
 
     /// The log so far, with a truncation notice if output was dropped.
@@ -118,13 +145,8 @@ impl PodLog {
             if out.last().is_some_and(|&b| b != b'\n') {
                 out.push(b'\n');
             }
-            out.extend_from_slice(
-                format!(
-                    "[wasmjob: log truncated at {} bytes; {} more bytes dropped]\n",
-                    self.cap, g.dropped
-                )
-                .as_bytes(),
-            );
+            out.extend_from_slice(self.notice(g.dropped).as_bytes());
+            out.push(b'\n');
         }
         out
     }

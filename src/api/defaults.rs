@@ -61,6 +61,11 @@ pub fn admit_job(job: &mut Job, uid: String, now: jiff::Timestamp) {
         .match_labels
         .insert(CONTROLLER_UID_LABEL.into(), uid.clone());
     job.spec.selector = Some(selector);
+    // Defaulting copies the template's labels to a Job that has none, as the API server
+    // does when it reads the admitted Job back.
+    if job.metadata.labels.is_empty() {
+        job.metadata.labels = job.spec.template.metadata.labels.clone();
+    }
     job.metadata.uid = Some(uid);
     job.metadata.creation_timestamp = Some(now);
 }

@@ -234,6 +234,11 @@ fn parse_object(value: serde_json::Value, source: &str) -> Result<Job, ManifestE
             )));
         }
     }
+    // Status is the host's to write: ignored on create, as Kubernetes does.
+    let mut value = value;
+    if let Some(obj) = value.as_object_mut() {
+        obj.remove("status");
+    }
     serde_path_to_error::deserialize::<_, Job>(value).map_err(|e| {
         let path = e.path().to_string();
         err(format!("{path}: {}", e.inner()))

@@ -42,6 +42,9 @@ pub struct ObjectMeta {
     /// The controller that owns this object.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub owner_references: Vec<OwnerReference>,
+    /// Set when the object is being deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_timestamp: Option<Timestamp>,
     /// Fields wasmjob does not support.
     #[serde(flatten, skip_serializing)]
     pub other: Extra,
@@ -79,10 +82,10 @@ pub struct Job {
     /// What to run.
     #[serde(default)]
     pub spec: JobSpec,
-    /// What happened; ignored in manifests, as Kubernetes ignores it on create.
-    #[serde(default, skip_deserializing)]
+    /// What happened; the manifest reader drops it, as Kubernetes ignores it on create.
+    #[serde(default)]
     pub status: JobStatus,
-    /// Other top-level fields (a manifest's `status` lands here and is ignored).
+    /// Other top-level fields.
     #[serde(flatten, skip_serializing)]
     pub other: Extra,
 }

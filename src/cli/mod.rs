@@ -6,15 +6,22 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+mod delete;
+mod describe;
+mod get;
+pub mod jsonpath;
+mod logs;
 pub mod output;
 mod run;
+mod state;
+pub mod tabwriter;
 
 /// How a command ended, mapped onto the process exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// Every Job completed (exit 0).
+    /// Every Job completed, or the view was shown (exit 0).
     Success,
-    /// A Job failed or did not finish (exit 1).
+    /// A Job failed or did not finish, or what was asked for does not exist (exit 1).
     JobFailed,
     /// Invalid input; nothing was started (exit 2).
     Invalid,
@@ -34,6 +41,10 @@ impl From<Outcome> for ExitCode {
 #[derive(Debug, Parser)]
 #[command(name = "wasmjob", version, about)]
 pub struct Cli {
+    /// Where Jobs, pods, events and logs are kept [default: $XDG_STATE_HOME/wasmjob, or
+    /// ~/.local/state/wasmjob].
+    #[arg(long, global = true, env = "WASMJOB_STATE_DIR", value_name = "DIR")]
+    state_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -42,16 +53,23 @@ pub struct Cli {
 enum Command {
     /// Run the Jobs of manifest files or directories until they finish.
     Run(RunArgs),
+    /// Continue the unfinished Jobs of a host that stopped (crash, kill, power cut).
+    Resume(ResumeArgs),
+    /// List jobs, pods or events, as `kubectl get` does.
+    Get(get::GetArgs),
+    /// Show a job or pod in detail with its events, as `kubectl describe` does.
+    Describe(describe::DescribeArgs),
+    /// Print a pod's log, as `kubectl logs` does.
+    Logs(logs::LogsArgs),
+    /// Delete jobs with their pods and logs, as `kubectl delete` does.
+    Delete(delete::DeleteArgs),
 }
 
-/// `wasmjob run`.
+/// Options shared by `run` and `resume`: how the run is shown and paced.
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {
-    /// Manifest files (multi-document YAML or JSON) or directories of them.
-    #[arg(required = true, value_name = "PATH")]
-    paths: Vec<PathBuf>,
-    /// Output format of the final state.
-    #[arg(short, long, value_enum, default_value = "table")]
+pub struct RunOptions {
+    /// Output format of the final state: table, wide, json, yaml, name or jsonpath=TEMPLATE.
+    #[arg(short, long, value_parser = output::parse_format, default_value = "table")]
     output: output::Format,
     /// Stream pod logs, prefixed `[pod/NAME/CONTAINER]` (to stderr with -o json|yaml|name).
     #[arg(long, conflicts_with = "no_logs")]
@@ -62,9 +80,6 @@ pub struct RunArgs {
     /// No live view of pod changes on stderr.
     #[arg(short, long)]
     quiet: bool,
-    /// Validate and compile, then stop without starting anything.
-    #[arg(long)]
-    dry_run: bool,
     /// Back-off after the first pod failure; doubles per consecutive failure.
     #[arg(long, value_parser = parse_duration, default_value = "10s", value_name = "DURATION")]
     backoff_base: Duration,
@@ -77,6 +92,32 @@ pub struct RunArgs {
     /// Linear memory cap for containers without resources.limits.memory.
     #[arg(long, value_parser = parse_bytes, default_value = "512Mi", value_name = "BYTES")]
     memory_limit: u64,
+}
+
+/// `wasmjob run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Manifest files (multi-document YAML or JSON) or directories of them.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    #[command(flatten)]
+    options: RunOptions,
+    /// Validate and compile, then stop without starting anything.
+    #[arg(long)]
+    dry_run: bool,
+    /// Keep no state: nothing is recorded, nothing can be resumed or looked at afterwards.
+    #[arg(long)]
+    ephemeral: bool,
+    /// Delete recorded Jobs of the same names (with their pods and logs) and run anew.
+    #[arg(long, conflicts_with = "ephemeral")]
+    replace: bool,
+}
+
+/// `wasmjob resume`.
+#[derive(Debug, clap::Args)]
+pub struct ResumeArgs {
+    #[command(flatten)]
+    options: RunOptions,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -98,7 +139,14 @@ pub fn main() -> ExitCode {
             .with_writer(std::io::stderr)
             .init();
     }
+    let state = state::StateDir::new(cli.state_dir);
     match cli.command {
-        Command::Run(args) => run::run(args).into(),
+        Command::Run(args) => run::run(args, &state),
+        Command::Resume(args) => run::resume(args, &state),
+        Command::Get(args) => get::get(args, &state),
+        Command::Describe(args) => describe::describe(args, &state),
+        Command::Logs(args) => logs::logs(args, &state),
+        Command::Delete(args) => delete::delete(args, &state),
     }
+    .into()
 }

@@ -5,28 +5,59 @@ use serde::Serialize;
 
 use crate::api::types::{COMPLETE, FAILED, FAILURE_TARGET, Job, Pod};
 use crate::host::pod_status_column;
-use crate::store::Store;
+use crate::store::{Event, Store};
 
 /// `-o` formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Format {
     /// kubectl's default tables.
     Table,
     /// Tables with more columns.
     Wide,
-    /// A Kubernetes `List` of the Jobs and Pods, as JSON.
+    /// The objects as JSON (a `List`, or the object itself when one was asked for by name).
     Json,
-    /// The same `List` as YAML.
+    /// The same as YAML.
     Yaml,
     /// `kind/name` lines.
     Name,
+    /// A kubectl JSONPath template applied to what `-o json` prints.
+    JsonPath(String),
 }
 
 impl Format {
     /// Whether stdout carries machine-readable data only.
-    pub fn structured(self) -> bool {
-        matches!(self, Format::Json | Format::Yaml | Format::Name)
+    pub fn structured(&self) -> bool {
+        !matches!(self, Format::Table | Format::Wide)
     }
+}
+
+/// Parses `-o`: `table`, `wide`, `json`, `yaml`, `name`, `jsonpath=TEMPLATE`.
+pub fn parse_format(s: &str) -> Result<Format, String> {
+    if let Some(t) = s
+        .strip_prefix("jsonpath=")
+        .or_else(|| s.strip_prefix("jsonpath-as-json="))
+    {
+        let t = t
+            .strip_prefix('\'')
+            .and_then(|t| t.strip_suffix('\''))
+            .unwrap_or(t);
+        crate::cli::jsonpath::Template::parse(t)?;
+        return Ok(Format::JsonPath(t.to_string()));
+    }
+    Ok(match s {
+        "table" => Format::Table,
+        "wide" => Format::Wide,
+        "json" => Format::Json,
+        "yaml" => Format::Yaml,
+        "name" => Format::Name,
+        "jsonpath" => return Err("template format specified but no template given".into()),
+        _ => {
+            return Err(format!(
+                "unable to match a printer suitable for the output format {s:?}, allowed \
+                 formats are: json, jsonpath, name, table, wide, yaml"
+            ));
+        }
+    })
 }
 
 /// kubectl's `duration.HumanDuration`.
@@ -67,7 +98,8 @@ pub fn human_duration(d: jiff::SignedDuration) -> String {
     }
 }
 
-fn since(t: Option<Timestamp>, now: Timestamp) -> String {
+/// kubectl's AGE: time since `t`, humanised.
+pub fn since(t: Option<Timestamp>, now: Timestamp) -> String {
     t.map_or_else(
         || "<unknown>".into(),
         |t| human_duration(now.duration_since(t)),
@@ -98,7 +130,8 @@ pub fn completions_column(job: &Job) -> String {
     }
 }
 
-fn job_duration(job: &Job, now: Timestamp) -> String {
+/// The DURATION column of `kubectl get jobs`.
+pub fn job_duration(job: &Job, now: Timestamp) -> String {
     match (job.status.start_time, job.status.completion_time) {
         (None, _) => String::new(),
         (Some(start), None) => human_duration(now.duration_since(start)),
@@ -208,79 +241,175 @@ pub fn pods_table(pods: &[&Pod], wide: bool, now: Timestamp) -> String {
     table(&rows)
 }
 
-/// A Kubernetes `List`.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct List<'a> {
-    api_version: &'static str,
-    kind: &'static str,
-    items: Vec<Item<'a>>,
-    metadata: ListMeta,
+/// `kubectl get events` rows.
+pub fn events_table(events: &[&Event], wide: bool, now: Timestamp) -> String {
+    let mut head = vec!["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"];
+    if wide {
+        head = vec![
+            "LAST SEEN",
+            "TYPE",
+            "REASON",
+            "OBJECT",
+            "SOURCE",
+            "MESSAGE",
+            "FIRST SEEN",
+            "COUNT",
+        ];
+    }
+    let mut rows = vec![head.into_iter().map(String::from).collect::<Vec<_>>()];
+    for e in events {
+        let object = format!("{}/{}", e.kind.to_lowercase(), e.name);
+        let mut row = vec![
+            since(Some(e.time), now),
+            e.type_.clone(),
+            e.reason.clone(),
+            object,
+        ];
+        if wide {
+            row.push(e.source.clone());
+            row.push(e.message.clone());
+            row.push(since(Some(e.first_time), now));
+            row.push(e.count.to_string());
+        } else {
+            row.push(e.message.clone());
+        }
+        rows.push(row);
+    }
+    table(&rows)
 }
 
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Item<'a> {
-    Job(&'a Job),
-    Pod(&'a Pod),
+/// An event as the `v1` Event object `kubectl get events -o json` shows.
+pub fn event_object(e: &Event) -> serde_json::Value {
+    let suffix: String = e.uid.chars().filter(char::is_ascii_hexdigit).take(8).collect();
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {
+            "name": format!("{}.{}{}", e.name, suffix, e.reason.len()),
+            "namespace": e.namespace,
+        },
+        "involvedObject": {
+            "apiVersion": if e.kind == "Job" { "batch/v1" } else { "v1" },
+            "kind": e.kind,
+            "name": e.name,
+            "namespace": e.namespace,
+            "uid": e.uid,
+        },
+        "type": e.type_,
+        "reason": e.reason,
+        "message": e.message,
+        "source": { "component": e.source },
+        "firstTimestamp": e.first_time,
+        "lastTimestamp": e.time,
+        "count": e.count,
+    })
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct ListMeta {
-    resource_version: &'static str,
+/// Objects to print, by kind.
+#[derive(Default)]
+pub struct Listing<'a> {
+    /// Jobs.
+    pub jobs: Vec<&'a Job>,
+    /// Pods.
+    pub pods: Vec<&'a Pod>,
+    /// Events.
+    pub events: Vec<&'a Event>,
 }
 
-/// Renders the whole store in `format`.
-pub fn render(store: &Store, format: Format, now: Timestamp) -> String {
-    let jobs: Vec<&Job> = store.jobs.iter().collect();
-    let pods: Vec<&Pod> = store.pods.iter().map(|p| &p.pod).collect();
-    match format {
+impl<'a> Listing<'a> {
+    /// Every Job and Pod of a run.
+    pub fn of_store(store: &'a Store) -> Self {
+        Listing {
+            jobs: store.jobs.iter().collect(),
+            pods: store.pods.iter().map(|p| &p.pod).collect(),
+            events: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.jobs.len() + self.pods.len() + self.events.len()
+    }
+
+    /// The objects as JSON values: Jobs, then Pods, then Events.
+    fn values(&self) -> Vec<serde_json::Value> {
+        let mut out: Vec<serde_json::Value> = Vec::with_capacity(self.len());
+        out.extend(self.jobs.iter().map(|j| to_value(j)));
+        out.extend(self.pods.iter().map(|p| to_value(p)));
+        out.extend(self.events.iter().map(|e| event_object(e)));
+        out
+    }
+}
+
+fn to_value(v: &impl Serialize) -> serde_json::Value {
+    // Our API types always serialize.
+    serde_json::to_value(v).expect("API objects serialize to JSON")
+}
+
+/// Renders `listing` in `format`. `single`: one object was asked for by name, so JSON and
+/// YAML show it alone rather than in a `List`, as kubectl does.
+pub fn render(
+    listing: &Listing<'_>,
+    format: &Format,
+    now: Timestamp,
+    single: bool,
+) -> Result<String, String> {
+    Ok(match format {
         Format::Table | Format::Wide => {
-            let wide = format == Format::Wide;
-            let mut out = jobs_table(&jobs, wide, now);
-            if !pods.is_empty() {
-                out.push('\n');
-                out.push_str(&pods_table(&pods, wide, now));
+            let wide = *format == Format::Wide;
+            let mut parts = Vec::new();
+            if !listing.jobs.is_empty() {
+                parts.push(jobs_table(&listing.jobs, wide, now));
             }
-            out
+            if !listing.pods.is_empty() {
+                parts.push(pods_table(&listing.pods, wide, now));
+            }
+            if !listing.events.is_empty() {
+                parts.push(events_table(&listing.events, wide, now));
+            }
+            parts.join("\n")
         }
         Format::Name => {
             let mut out = String::new();
-            for j in &jobs {
+            for j in &listing.jobs {
                 out.push_str(&format!("job.batch/{}\n", j.name()));
             }
-            for p in &pods {
+            for p in &listing.pods {
                 out.push_str(&format!(
                     "pod/{}\n",
                     p.metadata.name.as_deref().unwrap_or("")
                 ));
             }
+            for e in &listing.events {
+                out.push_str(&format!(
+                    "event/{}\n",
+                    event_object(e)["metadata"]["name"].as_str().unwrap_or("")
+                ));
+            }
             out
         }
-        Format::Json | Format::Yaml => {
-            let list = List {
-                api_version: "v1",
-                kind: "List",
-                items: jobs
-                    .into_iter()
-                    .map(Item::Job)
-                    .chain(pods.into_iter().map(Item::Pod))
-                    .collect(),
-                metadata: ListMeta {
-                    resource_version: "",
-                },
+        Format::Json | Format::Yaml | Format::JsonPath(_) => {
+            let mut values = listing.values();
+            let value = if single && values.len() == 1 {
+                values.remove(0)
+            } else {
+                serde_json::json!({
+                    "apiVersion": "v1",
+                    "kind": "List",
+                    "items": values,
+                    "metadata": { "resourceVersion": "" },
+                })
             };
-            if format == Format::Json {
-                let mut s = serde_json::to_string_pretty(&list)
-                    .unwrap_or_else(|e| format!("{{\"error\": {:?}}}", e.to_string()));
+            if let Format::JsonPath(t) = format {
+                crate::cli::jsonpath::Template::parse(t)?.render(&value)?
+            } else if *format == Format::Yaml {
+                serde_yaml_ng::to_string(&value).map_err(|e| e.to_string())?
+            } else {
+                let mut s = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
                 s.push('\n');
                 s
-            } else {
-                serde_yaml_ng::to_string(&list).unwrap_or_else(|e| format!("error: {e}\n"))
             }
         }
-    }
+    })
 }
 
 #[cfg(test)]

@@ -1,22 +1,25 @@
-//! `wasmjob run`: read, validate and compile every manifest, then run the Jobs with a live
-//! view, and print their final state.
+//! `wasmjob run` and `wasmjob resume`: read, validate and compile every manifest (or the
+//! recorded unfinished Jobs), reconcile them with what the state directory already holds,
+//! then run them with a live view and print their final state.
 
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::output::{Format, render};
-use super::{Outcome, RunArgs};
-use crate::api::manifest::load_paths;
-use crate::api::types::{COMPLETE, FAILED};
+use super::output::{Format, Listing, render};
+use super::state::StateDir;
+use super::{Outcome, ResumeArgs, RunArgs, RunOptions};
+use crate::api::manifest::{JobManifest, load_paths};
+use crate::api::types::{COMPLETE, FAILED, Job, Pod};
 use crate::clock::{Clock, TokioClock};
 use crate::controller::backoff::BackoffPolicy;
-use crate::host::{Change, Host, HostConfig};
+use crate::host::{Change, Host, HostConfig, Rejected, Submission};
 use crate::logs::LogStream;
 use crate::runtime::wasm::{WasmOptions, WasmRuntime};
+use crate::store::db::{HostLock, StateDb};
 
 /// Runs `wasmjob run` and returns how it ended.
-pub fn run(args: RunArgs) -> Outcome {
+pub fn run(args: RunArgs, state: &StateDir) -> Outcome {
     let manifests = match load_paths(&args.paths) {
         Ok(m) => m,
         Err(errors) => {
@@ -27,43 +30,170 @@ pub fn run(args: RunArgs) -> Outcome {
         }
     };
     if manifests.is_empty() {
-        eprintln!("error: no Jobs found in {}", paths_list(&args));
+        let paths: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
+        eprintln!("error: no Jobs found in {}", paths.join(", "));
         return Outcome::Invalid;
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    block_on(async {
+        let mut host = match new_host(&args.options) {
+            Ok(h) => h,
+            Err(o) => return o,
+        };
+        let submissions = match host.prepare(manifests) {
+            Ok(s) => s,
+            Err(rejected) => return report_rejected(rejected),
+        };
+        if args.dry_run {
+            return Outcome::Success;
+        }
+        let live = !args.options.quiet;
+        let _lock = if args.ephemeral {
+            host.submit(submissions.into_iter().collect());
+            None
+        } else {
+            let (lock, db) = match open_state(state) {
+                Ok(x) => x,
+                Err(o) => return o,
+            };
+            let plan = match reconcile_with_state(&db, submissions, args.replace) {
+                Ok(p) => p,
+                Err(o) => return o,
+            };
+            let mut db = db;
+            for uid in &plan.replace {
+                if let Err(e) = db.delete_job(uid, false) {
+                    eprintln!("error: {e}");
+                    return Outcome::JobFailed;
+                }
+            }
+            host = host.with_state(db);
+            for (sub, stored, pods) in plan.adopt {
+                if live {
+                    let name = stored.name().to_string();
+                    if let Some(c) = stored.status.finished() {
+                        eprintln!(
+                            "job.batch/{name} unchanged: it already finished ({}); use --replace to run it again",
+                            c.type_
+                        );
+                    } else {
+                        let lost = pods.iter().filter(|p| !finished(p)).count();
+                        eprintln!(
+                            "job.batch/{name} resumed ({lost} interrupted pod(s) marked Failed)"
+                        );
+                    }
+                }
+                host.adopt(sub, stored, pods);
+            }
+            host.submit(plan.new);
+            Some(lock)
+        };
+        if live {
+            for job in &host.store().jobs {
+                if job.status.start_time.is_none() {
+                    eprintln!("job.batch/{} created", job.name());
+                }
+            }
+        }
+        drive(host, &args.options).await
+    })
+}
+
+/// Runs `wasmjob resume`: continues every unfinished Job recorded in the state directory.
+pub fn resume(args: ResumeArgs, state: &StateDir) -> Outcome {
+    block_on(async {
+        let mut host = match new_host(&args.options) {
+            Ok(h) => h,
+            Err(o) => return o,
+        };
+        let (lock, db) = match open_state(state) {
+            Ok(x) => x,
+            Err(o) => return o,
+        };
+        let jobs = match db.unfinished_jobs() {
+            Ok(j) => j,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Outcome::JobFailed;
+            }
+        };
+        if jobs.is_empty() {
+            eprintln!("nothing to resume: every recorded Job has finished");
+            return Outcome::Success;
+        }
+        let mut adopt = Vec::new();
+        for job in jobs {
+            let loaded = db.job_source(job.uid()).and_then(|src| {
+                let pods: Vec<Pod> = db.owned("Pod", job.uid())?;
+                Ok((src, pods))
+            });
+            let (source, pods) = match loaded {
+                Ok(x) => x,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Outcome::JobFailed;
+                }
+            };
+            let Some(source) = source else {
+                eprintln!(
+                    "error: job.batch/{} has no recorded manifest; delete it or run its manifest again",
+                    job.name()
+                );
+                return Outcome::JobFailed;
+            };
+            let manifest = JobManifest {
+                job: job.clone(),
+                source: source.source,
+                base_dir: source.base_dir,
+            };
+            match host.prepare(vec![manifest]) {
+                Ok(mut subs) => adopt.push((subs.remove(0), job, pods)),
+                Err(rejected) => return report_rejected(rejected),
+            }
+        }
+        host = host.with_state(db);
+        for (sub, job, pods) in adopt {
+            if !args.options.quiet {
+                let lost = pods.iter().filter(|p| !finished(p)).count();
+                eprintln!(
+                    "job.batch/{} resumed ({lost} interrupted pod(s) marked Failed)",
+                    job.name()
+                );
+            }
+            host.adopt(sub, job, pods);
+        }
+        let outcome = drive(host, &args.options).await;
+        drop(lock);
+        outcome
+    })
+}
+
+fn block_on(f: impl Future<Output = Outcome>) -> Outcome {
+    match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt,
+        Ok(rt) => rt.block_on(f),
         Err(e) => {
             eprintln!("error: starting the async runtime: {e}");
-            return Outcome::JobFailed;
+            Outcome::JobFailed
         }
-    };
-    runtime.block_on(run_async(args, manifests))
+    }
 }
 
-fn paths_list(args: &RunArgs) -> String {
-    args.paths
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+fn finished(pod: &Pod) -> bool {
+    crate::host::pods::is_finished(pod)
 }
 
-async fn run_async(args: RunArgs, manifests: Vec<crate::api::manifest::JobManifest>) -> Outcome {
-    let wasm = match WasmRuntime::new(WasmOptions {
-        default_memory_limit: args.memory_limit,
-    }) {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Outcome::JobFailed;
-        }
-    };
-    let stream_logs = args.logs || (!args.no_logs && !args.output.structured());
-    let log_stream = stream_logs.then(|| {
-        let out: Box<dyn Write + Send> = if args.output.structured() {
+fn new_host(o: &RunOptions) -> Result<Host, Outcome> {
+    let wasm = WasmRuntime::new(WasmOptions {
+        default_memory_limit: o.memory_limit,
+    })
+    .map_err(|e| {
+        eprintln!("error: {e}");
+        Outcome::JobFailed
+    })?;
+    let log_stream = streams_logs(o).then(|| {
+        let out: Box<dyn Write + Send> = if o.output.structured() {
             Box::new(std::io::stderr())
         } else {
             Box::new(std::io::stdout())
@@ -73,40 +203,118 @@ async fn run_async(args: RunArgs, manifests: Vec<crate::api::manifest::JobManife
     let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
     let config = HostConfig {
         backoff: BackoffPolicy {
-            base: args.backoff_base,
-            max: args.backoff_max,
+            base: o.backoff_base,
+            max: o.backoff_max,
         },
-        log_limit: usize::try_from(args.log_limit).unwrap_or(usize::MAX),
+        log_limit: usize::try_from(o.log_limit).unwrap_or(usize::MAX),
         log_stream,
     };
-    let mut host = Host::new(Arc::new(wasm), clock.clone(), config);
-    let submissions = match host.prepare(manifests) {
-        Ok(s) => s,
-        Err(rejected) => {
-            for r in rejected {
-                let msg = match r.errors.as_slice() {
-                    [one] => one.to_string(),
-                    many => many.iter().map(|e| format!("\n* {e}")).collect(),
-                };
-                eprintln!(
-                    "error: {}: The Job {:?} is invalid: {msg}",
-                    r.source, r.name
-                );
-            }
-            return Outcome::Invalid;
-        }
+    Ok(Host::new(Arc::new(wasm), clock, config))
+}
+
+fn streams_logs(o: &RunOptions) -> bool {
+    o.logs || (!o.no_logs && !o.output.structured())
+}
+
+fn report_rejected(rejected: Vec<Rejected>) -> Outcome {
+    for r in rejected {
+        let msg = match r.errors.as_slice() {
+            [one] => one.to_string(),
+            many => many.iter().map(|e| format!("\n* {e}")).collect(),
+        };
+        eprintln!(
+            "error: {}: The Job {:?} is invalid: {msg}",
+            r.source, r.name
+        );
+    }
+    Outcome::Invalid
+}
+
+fn open_state(state: &StateDir) -> Result<(HostLock, StateDb), Outcome> {
+    let fail = |e: String| {
+        eprintln!("error: {e}");
+        Outcome::JobFailed
     };
-    if args.dry_run {
-        return Outcome::Success;
-    }
-    host.submit(submissions);
-    let live = !args.quiet;
-    let started = Instant::now();
-    if live {
-        for job in &host.store().jobs {
-            eprintln!("job.batch/{} created", job.name());
+    let dir = state.path().map_err(fail)?;
+    let lock = HostLock::acquire(&dir).map_err(|e| fail(e.to_string()))?;
+    let db = StateDb::open(&dir).map_err(|e| fail(e.to_string()))?;
+    Ok((lock, db))
+}
+
+/// What a run does with each of its Jobs, given what the state directory holds.
+struct StatePlan {
+    new: Vec<Submission>,
+    adopt: Vec<(Submission, Job, Vec<Pod>)>,
+    /// Uids of recorded Jobs to delete first (`--replace`).
+    replace: Vec<String>,
+}
+
+/// New Jobs are created; an unfinished recorded Job of the same manifest is resumed; a
+/// finished one is shown as it ended (as `kubectl apply` leaves an unchanged object alone);
+/// a recorded Job with a different spec is an error unless `--replace`. Every conflict is
+/// reported before anything starts.
+fn reconcile_with_state(
+    db: &StateDb,
+    submissions: Vec<Submission>,
+    replace: bool,
+) -> Result<StatePlan, Outcome> {
+    let mut plan = StatePlan {
+        new: Vec::new(),
+        adopt: Vec::new(),
+        replace: Vec::new(),
+    };
+    let mut conflicts = Vec::new();
+    let fail = |e: crate::store::db::StoreError| {
+        eprintln!("error: {e}");
+        Outcome::JobFailed
+    };
+    for sub in submissions {
+        let ns = sub
+            .job()
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let stored: Option<Job> = db.get("Job", &ns, sub.job().name()).map_err(fail)?;
+        let Some(stored) = stored else {
+            plan.new.push(sub);
+            continue;
+        };
+        if replace {
+            plan.replace.push(stored.uid().to_string());
+            plan.new.push(sub);
+            continue;
         }
+        let same = db
+            .job_source(stored.uid())
+            .map_err(fail)?
+            .is_some_and(|s| s.spec_hash == sub.source().spec_hash);
+        if !same {
+            conflicts.push(format!(
+                "{}: job.batch {:?} already exists with a different spec; use --replace to \
+                 delete it and run this one, or `wasmjob delete job {}`",
+                sub.source().source,
+                stored.name(),
+                stored.name()
+            ));
+            continue;
+        }
+        let pods: Vec<Pod> = db.owned("Pod", stored.uid()).map_err(fail)?;
+        plan.adopt.push((sub, stored, pods));
     }
+    if !conflicts.is_empty() {
+        for c in conflicts {
+            eprintln!("error: {c}");
+        }
+        return Err(Outcome::Invalid);
+    }
+    Ok(plan)
+}
+
+/// Runs the host with the live view, then prints the final state.
+async fn drive(mut host: Host, o: &RunOptions) -> Outcome {
+    let live = !o.quiet;
+    let started = Instant::now();
     let shutdown = async {
         if tokio::signal::ctrl_c().await.is_ok() {
             eprintln!("interrupted: terminating running pods");
@@ -114,8 +322,11 @@ async fn run_async(args: RunArgs, manifests: Vec<crate::api::manifest::JobManife
             std::future::pending::<()>().await;
         }
     };
-    host.run(shutdown, |change| {
-        if live {
+    let result = host
+        .run(shutdown, |change| {
+            if !live {
+                return;
+            }
             let t = started.elapsed().as_secs_f64();
             match change {
                 Change::Pod {
@@ -133,25 +344,44 @@ async fn run_async(args: RunArgs, manifests: Vec<crate::api::manifest::JobManife
                 } => {
                     eprintln!("[{t:7.3}s] job.batch/{name} {condition} ({reason})")
                 }
+                Change::JobDeleted { name } => eprintln!("[{t:7.3}s] job.batch/{name} deleted"),
             }
-        }
-    })
-    .await;
+        })
+        .await;
+    if let Err(e) = &result {
+        eprintln!("error: {e}");
+    }
     let store = host.store();
-    let text = render(store, args.output, clock.now());
+    let now = jiff::Timestamp::now();
+    let jobs: Vec<&Job> = store
+        .jobs
+        .iter()
+        .filter(|j| j.metadata.deletion_timestamp.is_none())
+        .collect();
+    let mut listing = Listing::of_store(store);
+    listing.jobs = jobs.clone();
+    listing
+        .pods
+        .retain(|p| p.metadata.deletion_timestamp.is_none());
+    let text = match render(&listing, &o.output, now, false) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::Invalid;
+        }
+    };
     let mut stdout = std::io::stdout().lock();
-    if !args.output.structured() && stream_logs && !store.pods.is_empty() {
+    if !o.output.structured() && streams_logs(o) && !listing.pods.is_empty() {
         let _ = writeln!(stdout);
     }
     // A closed stdout (e.g. `| head`) is not an error of the Jobs.
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
-    let all_complete = store
-        .jobs
-        .iter()
-        .all(|j| j.status.condition(COMPLETE).is_some());
-    if !all_complete && args.output == Format::Table {
-        for j in &store.jobs {
+    let all_complete = !jobs.is_empty()
+        && jobs.iter().all(|j| j.status.condition(COMPLETE).is_some())
+        && result.is_ok();
+    if o.output == Format::Table {
+        for j in &jobs {
             if j.status.condition(COMPLETE).is_none() && j.status.condition(FAILED).is_none() {
                 eprintln!(
                     "note: job.batch/{} did not finish (parallelism {:?} and nothing left to run)",

@@ -27,7 +27,9 @@ async fn run(manifest: &str) -> Store {
     let mut host = Host::new(Arc::new(FakeRuntime), clock, HostConfig::default());
     let subs = host.prepare(jobs).map_err(|r| format!("{r:?}")).unwrap();
     host.submit(subs);
-    host.run(std::future::pending(), |_| {}).await;
+    host.run(std::future::pending(), |_| {})
+        .await
+        .expect("an in-memory host has no store to fail");
     host.store().clone()
 }
 
@@ -139,7 +141,8 @@ async fn shutdown_terminates_running_pods() {
         tokio::time::sleep(std::time::Duration::from_secs(5)),
         |_| {},
     )
-    .await;
+    .await
+    .expect("an in-memory host has no store to fail");
     let store = host.store();
     assert_eq!(store.pods.len(), 2);
     for p in &store.pods {

@@ -31,11 +31,19 @@ impl Output {
     }
 }
 
-/// Runs `wasmjob ARGS...` in `dir`.
+/// Runs `wasmjob ARGS...` in `dir` with a state directory of its own, so that runs never
+/// see each other's Jobs.
 pub fn wasmjob(dir: &Path, args: &[&str]) -> Output {
+    let state = tempfile::tempdir().expect("a temporary state directory");
+    wasmjob_with_state(state.path(), dir, args)
+}
+
+/// Runs `wasmjob ARGS...` in `dir` on the state directory `state`.
+pub fn wasmjob_with_state(state: &Path, dir: &Path, args: &[&str]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_wasmjob"))
         .args(args)
         .current_dir(dir)
+        .env("WASMJOB_STATE_DIR", state)
         .output()
         .expect("running wasmjob");
     Output {

@@ -1,5 +1,9 @@
-//! The in-memory object store: Jobs, their Pods and Events, as a tiny API server would hold
-//! them. The host is its only writer; views read it after (or during) a run.
+//! The object store: Jobs, their Pods and Events, as a tiny API server would hold them.
+//! [`Store`] is the host's working set in memory; [`db::StateDb`] makes it durable (views,
+//! resume after a crash); [`selector`] parses label selectors.
+
+pub mod db;
+pub mod selector;
 
 use std::sync::Arc;
 
@@ -12,19 +16,27 @@ use crate::logs::PodLog;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     /// `Normal` or `Warning`.
-    pub type_: &'static str,
+    pub type_: String,
     /// e.g. `SuccessfulCreate`.
-    pub reason: &'static str,
+    pub reason: String,
     /// e.g. `Created pod: pi-rq5rl`.
     pub message: String,
     /// `Job` or `Pod`.
-    pub kind: &'static str,
+    pub kind: String,
+    /// The object's namespace.
+    pub namespace: String,
     /// The object's name.
     pub name: String,
+    /// The object's uid.
+    pub uid: String,
     /// The component that recorded it, e.g. `job-controller`.
-    pub source: &'static str,
-    /// When.
+    pub source: String,
+    /// When it was first seen.
+    pub first_time: Timestamp,
+    /// When it was last seen.
     pub time: Timestamp,
+    /// How often it was seen (identical events are folded, as Kubernetes does).
+    pub count: i32,
 }
 
 /// A pod and its logs, one per container run (restarts add runs).

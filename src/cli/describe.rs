@@ -1,0 +1,413 @@
+//! `wasmjob describe job|pod NAME`: kubectl's describer layout (aligned `Key:  value` blocks,
+//! the pod template, container states) with the object's Events table.
+
+use std::fmt::Write as _;
+
+use jiff::Timestamp;
+
+use super::Outcome;
+use super::output::{human_duration, since};
+use super::state::{Resource, StateDir, resource_args};
+use super::tabwriter::align;
+use crate::api::types::{Container, ContainerState, Job, Pod, PodSpec, StringMap, Volume};
+use crate::store::Event;
+use crate::store::db::{StateDb, StoreError};
+
+/// `wasmjob describe`.
+#[derive(Debug, clap::Args)]
+pub struct DescribeArgs {
+    /// `TYPE [NAME...]` or `TYPE/NAME`; a NAME that matches no object exactly describes those
+    /// whose names start with it, as kubectl does.
+    #[arg(required = true, value_name = "TYPE")]
+    args: Vec<String>,
+    /// The namespace.
+    #[arg(short, long, default_value = "default")]
+    namespace: String,
+}
+
+/// Runs `wasmjob describe`.
+pub fn describe(args: DescribeArgs, state: &StateDir) -> Outcome {
+    let (res, names) = match resource_args(&args.args) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::Invalid;
+        }
+    };
+    let db = match state.read() {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::JobFailed;
+        }
+    };
+    let now = Timestamp::now();
+    let result = match (&db, res) {
+        (Some(db), Resource::Jobs) => describe_all(db, "Job", &args.namespace, &names, |j| {
+            describe_job(db, j, now)
+        }),
+        (Some(db), Resource::Pods) => describe_all(db, "Pod", &args.namespace, &names, |p| {
+            describe_pod(db, p, now)
+        }),
+        (_, Resource::Events) => {
+            eprintln!("error: wasmjob describes jobs and pods; use `wasmjob get events`");
+            return Outcome::Invalid;
+        }
+        _ => Ok((Vec::new(), names.clone())),
+    };
+    let (texts, missing) = match result {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::JobFailed;
+        }
+    };
+    print!("{}", texts.join("\n\n"));
+    if texts.is_empty() && names.is_empty() {
+        eprintln!("No resources found in {} namespace.", args.namespace);
+    }
+    for n in &missing {
+        eprintln!(
+            "Error from server (NotFound): {} {n:?} not found",
+            res.plural()
+        );
+    }
+    if missing.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::JobFailed
+    }
+}
+
+trait Named {
+    fn object_name(&self) -> &str;
+}
+
+impl Named for Job {
+    fn object_name(&self) -> &str {
+        self.name()
+    }
+}
+
+impl Named for Pod {
+    fn object_name(&self) -> &str {
+        self.metadata.name.as_deref().unwrap_or("")
+    }
+}
+
+/// Describes the objects named (exactly, else by prefix), or all of them; returns the texts
+/// and the names that matched nothing.
+fn describe_all<T: Named + serde::de::DeserializeOwned>(
+    db: &StateDb,
+    kind: &str,
+    namespace: &str,
+    names: &[String],
+    describe: impl Fn(&T) -> Result<String, StoreError>,
+) -> Result<(Vec<String>, Vec<String>), StoreError> {
+    let all: Vec<T> = db.list(kind, Some(namespace))?;
+    let mut texts = Vec::new();
+    let mut missing = Vec::new();
+    if names.is_empty() {
+        for o in &all {
+            texts.push(describe(o)?);
+        }
+    }
+    for n in names {
+        let exact: Vec<&T> = all.iter().filter(|o| o.object_name() == n).collect();
+        let chosen = if exact.is_empty() {
+            all.iter()
+                .filter(|o| o.object_name().starts_with(n.as_str()))
+                .collect()
+        } else {
+            exact
+        };
+        if chosen.is_empty() {
+            missing.push(n.clone());
+        }
+        for o in chosen {
+            texts.push(describe(o)?);
+        }
+    }
+    Ok((texts, missing))
+}
+
+/// kubectl's describe time format (RFC 1123 with numeric zone, local time).
+fn time(t: Timestamp) -> String {
+    t.to_zoned_datetime(jiff::tz::TimeZone::system())
+        .strftime("%a, %d %b %Y %H:%M:%S %z")
+        .to_string()
+}
+
+/// `Title:\tk=v` then one `\tk=v` line per further entry, or `<none>`.
+fn map_lines(out: &mut String, indent: &str, title: &str, map: &StringMap) {
+    if map.is_empty() {
+        let _ = writeln!(out, "{indent}{title}:\t<none>");
+        return;
+    }
+    for (i, (k, v)) in map.iter().enumerate() {
+        if i == 0 {
+            let _ = writeln!(out, "{indent}{title}:\t{k}={v}");
+        } else {
+            let _ = writeln!(out, "{indent}\t{k}={v}");
+        }
+    }
+}
+
+fn describe_job(db: &StateDb, job: &Job, now: Timestamp) -> Result<String, StoreError> {
+    let mut out = String::new();
+    let spec = &job.spec;
+    let status = &job.status;
+    let _ = writeln!(out, "Name:\t{}", job.name());
+    let _ = writeln!(
+        out,
+        "Namespace:\t{}",
+        job.metadata.namespace.as_deref().unwrap_or("default")
+    );
+    let selector = spec.selector.as_ref().map(|s| {
+        s.match_labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    });
+    let _ = writeln!(out, "Selector:\t{}", selector.unwrap_or_default());
+    map_lines(&mut out, "", "Labels", &job.metadata.labels);
+    map_lines(&mut out, "", "Annotations", &job.metadata.annotations);
+    let _ = writeln!(out, "Parallelism:\t{}", spec.parallelism.unwrap_or(1));
+    match spec.completions {
+        Some(c) => {
+            let _ = writeln!(out, "Completions:\t{c}");
+        }
+        None => {
+            let _ = writeln!(out, "Completions:\t<unset>");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "Completion Mode:\t{}",
+        spec.completion_mode.as_deref().unwrap_or("NonIndexed")
+    );
+    let _ = writeln!(out, "Suspend:\t{}", spec.suspend.unwrap_or(false));
+    let _ = writeln!(out, "Backoff Limit:\t{}", spec.backoff_limit.unwrap_or(6));
+    if let Some(start) = status.start_time {
+        let _ = writeln!(out, "Start Time:\t{}", time(start));
+    }
+    if let (Some(start), Some(end)) = (status.start_time, status.completion_time) {
+        let _ = writeln!(out, "Completed At:\t{}", time(end));
+        let _ = writeln!(out, "Duration:\t{}", human_duration(end.duration_since(start)));
+    }
+    if let Some(d) = spec.active_deadline_seconds {
+        let _ = writeln!(out, "Active Deadline Seconds:\t{d}s");
+    }
+    let _ = writeln!(
+        out,
+        "Pods Statuses:\t{} Active ({} Ready) / {} Succeeded / {} Failed",
+        status.active, status.ready, status.succeeded, status.failed
+    );
+    let _ = writeln!(out, "Pod Template:");
+    map_lines(&mut out, "  ", "Labels", &spec.template.metadata.labels);
+    if !spec.template.metadata.annotations.is_empty() {
+        map_lines(
+            &mut out,
+            "  ",
+            "Annotations",
+            &spec.template.metadata.annotations,
+        );
+    }
+    let _ = writeln!(out, "  Containers:");
+    for c in &spec.template.spec.containers {
+        container(&mut out, c, None);
+    }
+    volumes(&mut out, "  ", &spec.template.spec);
+    events(&mut out, &db.events(job.uid())?, now);
+    Ok(align(&out))
+}
+
+/// A container's block: image, command, state (for a pod), limits, env, mounts.
+fn container(out: &mut String, c: &Container, pod: Option<&Pod>) {
+    let indent = if pod.is_some() { "  " } else { "   " };
+    let _ = writeln!(out, "{indent}{}:", c.name);
+    let _ = writeln!(out, "    Image:\t{}", c.image);
+    let cs = pod.and_then(|p| p.status.container_statuses.iter().find(|s| s.name == c.name));
+    if let Some(cs) = cs
+        && !cs.image_id.is_empty()
+    {
+        let _ = writeln!(out, "    Image ID:\t{}", cs.image_id);
+    }
+    for (title, list) in [("Command", &c.command), ("Args", &c.args)] {
+        if !list.is_empty() {
+            let _ = writeln!(out, "    {title}:");
+            for a in list {
+                let _ = writeln!(out, "      {a}");
+            }
+        }
+    }
+    if let Some(cs) = cs {
+        state(out, "State", &cs.state);
+        if !cs.last_state.is_empty() {
+            state(out, "Last State", &cs.last_state);
+        }
+        let ready = if cs.ready { "True" } else { "False" };
+        let _ = writeln!(out, "    Ready:\t{ready}");
+        let _ = writeln!(out, "    Restart Count:\t{}", cs.restart_count);
+    }
+    if let Some(r) = &c.resources {
+        for (title, map) in [("Limits", &r.limits), ("Requests", &r.requests)] {
+            if !map.is_empty() {
+                let _ = writeln!(out, "    {title}:");
+                for (k, v) in map {
+                    let _ = writeln!(out, "      {k}:\t{}", v.0);
+                }
+            }
+        }
+    }
+    if c.env.is_empty() {
+        let _ = writeln!(out, "    Environment:\t<none>");
+    } else {
+        let _ = writeln!(out, "    Environment:");
+        for e in &c.env {
+            let value = match (&e.value, &e.value_from) {
+                (Some(v), _) => v.clone(),
+                (None, Some(from)) => from.field_ref.as_ref().map_or_else(String::new, |f| {
+                    format!(
+                        " ({}:{})",
+                        f.api_version.as_deref().unwrap_or("v1"),
+                        f.field_path
+                    )
+                }),
+                (None, None) => String::new(),
+            };
+            let _ = writeln!(out, "      {}:\t{value}", e.name);
+        }
+    }
+    if c.volume_mounts.is_empty() {
+        let _ = writeln!(out, "    Mounts:\t<none>");
+    } else {
+        let _ = writeln!(out, "    Mounts:");
+        for m in &c.volume_mounts {
+            let mode = if m.read_only == Some(true) { "ro" } else { "rw" };
+            let _ = writeln!(out, "      {} from {} ({mode})", m.mount_path, m.name);
+        }
+    }
+}
+
+fn state(out: &mut String, title: &str, s: &ContainerState) {
+    if let Some(r) = &s.running {
+        let _ = writeln!(out, "    {title}:\tRunning");
+        let _ = writeln!(out, "      Started:\t{}", time(r.started_at));
+    } else if let Some(w) = &s.waiting {
+        let _ = writeln!(out, "    {title}:\tWaiting");
+        let _ = writeln!(out, "      Reason:\t{}", w.reason);
+    } else if let Some(t) = &s.terminated {
+        let _ = writeln!(out, "    {title}:\tTerminated");
+        let _ = writeln!(out, "      Reason:\t{}", t.reason);
+        if let Some(m) = &t.message {
+            let _ = writeln!(out, "      Message:\t{}", m.replace('\n', " "));
+        }
+        let _ = writeln!(out, "      Exit Code:\t{}", t.exit_code);
+        let _ = writeln!(out, "      Started:\t{}", time(t.started_at));
+        let _ = writeln!(out, "      Finished:\t{}", time(t.finished_at));
+    } else {
+        let _ = writeln!(out, "    {title}:\t<none>");
+    }
+}
+
+fn volumes(out: &mut String, indent: &str, spec: &PodSpec) {
+    if spec.volumes.is_empty() {
+        let _ = writeln!(out, "{indent}Volumes:\t<none>");
+        return;
+    }
+    let _ = writeln!(out, "{indent}Volumes:");
+    for v in &spec.volumes {
+        volume(out, indent, v);
+    }
+}
+
+fn volume(out: &mut String, indent: &str, v: &Volume) {
+    let _ = writeln!(out, "{indent} {}:", v.name);
+    if let Some(e) = &v.empty_dir {
+        let _ = writeln!(
+            out,
+            "{indent}  Type:\tEmptyDir (a temporary directory that shares a pod's lifetime)"
+        );
+        let _ = writeln!(out, "{indent}  Medium:\t{}", e.medium.as_deref().unwrap_or(""));
+    } else if let Some(h) = &v.host_path {
+        let _ = writeln!(
+            out,
+            "{indent}  Type:\tHostPath (bare host directory volume)"
+        );
+        let _ = writeln!(out, "{indent}  Path:\t{}", h.path);
+        let _ = writeln!(out, "{indent}  HostPathType:\t{}", h.type_.as_deref().unwrap_or(""));
+    }
+}
+
+fn events(out: &mut String, events: &[Event], now: Timestamp) {
+    if events.is_empty() {
+        let _ = writeln!(out, "Events:\t<none>");
+        return;
+    }
+    let _ = writeln!(out, "Events:");
+    let _ = writeln!(out, "  Type\tReason\tAge\tFrom\tMessage");
+    let _ = writeln!(out, "  ----\t------\t----\t----\t-------");
+    for e in events {
+        let age = if e.count > 1 {
+            format!(
+                "{} (x{} over {})",
+                since(Some(e.time), now),
+                e.count,
+                since(Some(e.first_time), now)
+            )
+        } else {
+            since(Some(e.time), now)
+        };
+        let _ = writeln!(
+            out,
+            "  {}\t{}\t{age}\t{}\t{}",
+            e.type_,
+            e.reason,
+            e.source,
+            e.message.trim()
+        );
+    }
+}
+
+fn describe_pod(db: &StateDb, pod: &Pod, now: Timestamp) -> Result<String, StoreError> {
+    let mut out = String::new();
+    let meta = &pod.metadata;
+    let _ = writeln!(out, "Name:\t{}", meta.name.as_deref().unwrap_or(""));
+    let _ = writeln!(
+        out,
+        "Namespace:\t{}",
+        meta.namespace.as_deref().unwrap_or("default")
+    );
+    if let Some(t) = pod.status.start_time {
+        let _ = writeln!(out, "Start Time:\t{}", time(t));
+    }
+    map_lines(&mut out, "", "Labels", &meta.labels);
+    map_lines(&mut out, "", "Annotations", &meta.annotations);
+    let _ = writeln!(out, "Status:\t{}", pod.status.phase);
+    if let Some(r) = &pod.status.reason {
+        let _ = writeln!(out, "Reason:\t{r}");
+    }
+    if let Some(m) = &pod.status.message {
+        let _ = writeln!(out, "Message:\t{m}");
+    }
+    if let Some(o) = meta.owner_references.iter().find(|o| o.controller) {
+        let _ = writeln!(out, "Controlled By:\t{}/{}", o.kind, o.name);
+    }
+    let _ = writeln!(out, "Containers:");
+    for c in &pod.spec.containers {
+        container(&mut out, c, Some(pod));
+    }
+    if !pod.status.conditions.is_empty() {
+        let _ = writeln!(out, "Conditions:");
+        let _ = writeln!(out, "  Type\tStatus");
+        for c in &pod.status.conditions {
+            let _ = writeln!(out, "  {}\t{}", c.type_, c.status);
+        }
+    }
+    volumes(&mut out, "", &pod.spec);
+    let uid = meta.uid.as_deref().unwrap_or("");
+    events(&mut out, &db.events(uid)?, now);
+    Ok(align(&out))
+}

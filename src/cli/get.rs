@@ -1,0 +1,287 @@
+//! `wasmjob get`: kubectl's listing of jobs, pods and events from the state directory, with
+//! selectors, output formats and `-w` to follow a run in progress.
+
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+
+use super::output::{Format, Listing, parse_format, render};
+use super::state::{Resource, StateDir, resource_args};
+use super::{Outcome, parse_duration};
+use crate::api::types::{Job, Pod};
+use crate::store::Event;
+use crate::store::db::{HostLock, StateDb, StoreError};
+use crate::store::selector::Selector;
+
+/// `wasmjob get`.
+#[derive(Debug, clap::Args)]
+pub struct GetArgs {
+    /// `TYPE [NAME...]` or `TYPE/NAME...`; TYPE is jobs, pods, cronjobs or events.
+    #[arg(required = true, value_name = "TYPE")]
+    args: Vec<String>,
+    /// Label selector, e.g. `job-name=pi`, `app in (a,b)`, `tier!=web`.
+    #[arg(short = 'l', long)]
+    selector: Option<String>,
+    /// Output format: table, wide, json, yaml, name or jsonpath=TEMPLATE.
+    #[arg(short, long, value_parser = parse_format, default_value = "table")]
+    output: Format,
+    /// After listing, print objects again as they change, while a run is in progress.
+    #[arg(short, long)]
+    watch: bool,
+    /// The namespace.
+    #[arg(short, long, default_value = "default")]
+    namespace: String,
+    /// List objects of every namespace.
+    #[arg(short = 'A', long)]
+    all_namespaces: bool,
+    /// Stop watching after this long (0: when the run ends or on Ctrl-C).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    request_timeout: Option<Duration>,
+    /// Accepted for old kubectl sessions; finished pods are always shown.
+    #[arg(short = 'a', long, hide = true)]
+    show_all: bool,
+}
+
+/// Objects of one kind.
+enum Objects {
+    Jobs(Vec<Job>),
+    Pods(Vec<Pod>),
+    Events(Vec<Event>),
+}
+
+impl Objects {
+    fn listing(&self) -> Listing<'_> {
+        let mut l = Listing::default();
+        match self {
+            Objects::Jobs(v) => l.jobs = v.iter().collect(),
+            Objects::Pods(v) => l.pods = v.iter().collect(),
+            Objects::Events(v) => l.events = v.iter().collect(),
+        }
+        l
+    }
+
+    fn names(&self) -> Vec<&str> {
+        match self {
+            Objects::Jobs(v) => v.iter().map(Job::name).collect(),
+            Objects::Pods(v) => v
+                .iter()
+                .map(|p| p.metadata.name.as_deref().unwrap_or(""))
+                .collect(),
+            Objects::Events(v) => v.iter().map(|e| e.name.as_str()).collect(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match self {
+            Objects::Jobs(v) => v.is_empty(),
+            Objects::Pods(v) => v.is_empty(),
+            Objects::Events(v) => v.is_empty(),
+        }
+    }
+
+    /// Keeps the objects that `keep(name, labels)` selects.
+    fn retain(&mut self, keep: impl Fn(&str, &std::collections::BTreeMap<String, String>) -> bool) {
+        let none = Default::default();
+        match self {
+            Objects::Jobs(v) => v.retain(|j| keep(j.name(), &j.metadata.labels)),
+            Objects::Pods(v) => {
+                v.retain(|p| keep(p.metadata.name.as_deref().unwrap_or(""), &p.metadata.labels))
+            }
+            Objects::Events(v) => v.retain(|e| keep(&e.name, &none)),
+        }
+    }
+}
+
+fn load(
+    db: &StateDb,
+    res: Resource,
+    ns: Option<&str>,
+    after: Option<i64>,
+) -> Result<Objects, StoreError> {
+    fn changed<T: serde::de::DeserializeOwned>(
+        db: &StateDb,
+        kind: &str,
+        ns: Option<&str>,
+        after: i64,
+    ) -> Result<Vec<T>, StoreError> {
+        Ok(db
+            .changed_since(kind, ns, after)?
+            .into_iter()
+            .map(|(_, o)| o)
+            .collect())
+    }
+    Ok(match res {
+        Resource::Jobs if after.is_some() => Objects::Jobs(changed(db, "Job", ns, after.unwrap_or(-1))?),
+        Resource::Jobs => Objects::Jobs(db.list("Job", ns)?),
+        Resource::Pods if after.is_some() => Objects::Pods(changed(db, "Pod", ns, after.unwrap_or(-1))?),
+        Resource::Pods => Objects::Pods(db.list("Pod", ns)?),
+        // CronJobs are not recorded by this version; the list is empty.
+        Resource::CronJobs => Objects::Jobs(Vec::new()),
+        Resource::Events => {
+            let mut events = db.events_since(after.unwrap_or(-1))?;
+            events.retain(|e| ns.is_none_or(|ns| e.namespace == ns));
+            Objects::Events(events)
+        }
+    })
+}
+
+/// Runs `wasmjob get`.
+pub fn get(args: GetArgs, state: &StateDir) -> Outcome {
+    let (res, names) = match resource_args(&args.args) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::Invalid;
+        }
+    };
+    let selector = match args.selector.as_deref().map(Selector::parse).transpose() {
+        Ok(s) => s.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::Invalid;
+        }
+    };
+    if !names.is_empty() && !selector.is_empty() {
+        eprintln!("error: name cannot be provided when a selector is specified");
+        return Outcome::Invalid;
+    }
+    let ns = (!args.all_namespaces).then_some(args.namespace.as_str());
+    let db = match state.read() {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::JobFailed;
+        }
+    };
+    let now = Timestamp::now();
+    let selected = |name: &str, labels: &std::collections::BTreeMap<String, String>| {
+        (names.is_empty() || names.iter().any(|n| n == name)) && selector.matches(labels)
+    };
+    let (mut objects, rv) = match &db {
+        Some(db) => match db.revision().and_then(|rv| Ok((load(db, res, ns, None)?, rv))) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Outcome::JobFailed;
+            }
+        },
+        None => (load_none(res), 0),
+    };
+    objects.retain(selected);
+    let mut outcome = Outcome::Success;
+    let present = objects.names();
+    for n in &names {
+        if !present.contains(&n.as_str()) {
+            eprintln!(
+                "Error from server (NotFound): {} {n:?} not found",
+                res.plural()
+            );
+            outcome = Outcome::JobFailed;
+        }
+    }
+    if objects.is_empty() && names.is_empty() && !args.watch {
+        match ns {
+            Some(ns) => eprintln!("No resources found in {ns} namespace."),
+            None => eprintln!("No resources found"),
+        }
+        return outcome;
+    }
+    if !objects.is_empty() {
+        match render(&objects.listing(), &args.output, now, names.len() == 1) {
+            Ok(text) => print!("{text}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Outcome::Invalid;
+            }
+        }
+    }
+    if args.watch {
+        return watch(&args, state, res, ns, rv, &selected);
+    }
+    outcome
+}
+
+fn load_none(res: Resource) -> Objects {
+    match res {
+        Resource::Pods => Objects::Pods(Vec::new()),
+        Resource::Events => Objects::Events(Vec::new()),
+        Resource::Jobs | Resource::CronJobs => Objects::Jobs(Vec::new()),
+    }
+}
+
+/// Prints objects again as they change. Stops when the run that was in progress ends, after
+/// `--request-timeout`, or on Ctrl-C.
+fn watch(
+    args: &GetArgs,
+    state: &StateDir,
+    res: Resource,
+    ns: Option<&str>,
+    mut rv: i64,
+    selected: &impl Fn(&str, &std::collections::BTreeMap<String, String>) -> bool,
+) -> Outcome {
+    let Ok(dir) = state.path() else {
+        return Outcome::JobFailed;
+    };
+    let deadline = args
+        .request_timeout
+        .filter(|d| !d.is_zero())
+        .map(|d| Instant::now() + d);
+    let mut saw_host = HostLock::holder(&dir).is_some();
+    let mut db = None;
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let running = HostLock::holder(&dir).is_some();
+        if db.is_none() {
+            db = state.read().ok().flatten();
+        }
+        if let Some(db) = &db {
+            let next = match db.revision() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Outcome::JobFailed;
+                }
+            };
+            if next > rv {
+                let mut changed = match load(db, res, ns, Some(rv)) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return Outcome::JobFailed;
+                    }
+                };
+                rv = next;
+                changed.retain(selected);
+                if !changed.is_empty() {
+                    print_changes(&changed.listing(), &args.output);
+                }
+            }
+        }
+        if running {
+            saw_host = true;
+        } else if saw_host {
+            return Outcome::Success;
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Outcome::Success;
+        }
+    }
+}
+
+/// Changed objects as `kubectl get -w` prints them: table rows without the header.
+fn print_changes(listing: &Listing<'_>, format: &Format) {
+    let now = Timestamp::now();
+    match render(listing, format, now, false) {
+        Ok(text) if matches!(format, Format::Table | Format::Wide) => {
+            for line in text.lines().filter(|l| !is_header(l)) {
+                println!("{line}");
+            }
+        }
+        Ok(text) => print!("{text}"),
+        Err(e) => eprintln!("error: {e}"),
+    }
+}
+
+fn is_header(line: &str) -> bool {
+    line.starts_with("NAME ") || line.starts_with("LAST SEEN ")
+}

@@ -1,0 +1,181 @@
+//! Pod objects as the kubelet reports them: the new Pod of a Job, and how each container
+//! transition (start, restart, finish, host loss) shows in its status.
+
+use jiff::Timestamp;
+
+use crate::api::defaults::owner_reference;
+use crate::api::types::{
+    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
+    ContainerStatus, Job, ObjectMeta, Pod, PodCondition, PodStatus,
+};
+use crate::runtime::PodExit;
+
+/// The pod status reason of a pod that was running when its host stopped, as Kubernetes
+/// reports pods of a lost node.
+pub const REASON_NODE_LOST: &str = "NodeLost";
+
+/// A new Pending pod of `job`.
+pub fn new_pod(job: &Job, name: String, uid: String, image_id: String, now: Timestamp) -> Pod {
+    let tmpl = job.spec.template.clone();
+    let container = tmpl.spec.containers.first().cloned().unwrap_or_default();
+    let generate_name = format!("{}-", job.name().chars().take(58).collect::<String>());
+    Pod {
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        metadata: ObjectMeta {
+            name: Some(name),
+            generate_name: Some(generate_name),
+            namespace: job.metadata.namespace.clone(),
+            uid: Some(uid),
+            labels: tmpl.metadata.labels,
+            annotations: tmpl.metadata.annotations,
+            creation_timestamp: Some(now),
+            owner_references: vec![owner_reference(job)],
+            deletion_timestamp: None,
+            other: Default::default(),
+        },
+        spec: tmpl.spec,
+        status: PodStatus {
+            phase: "Pending".into(),
+            container_statuses: vec![ContainerStatus {
+                name: container.name,
+                state: ContainerState {
+                    waiting: Some(ContainerStateWaiting {
+                        reason: "ContainerCreating".into(),
+                        message: None,
+                    }),
+                    ..Default::default()
+                },
+                last_state: ContainerState::default(),
+                ready: false,
+                restart_count: 0,
+                image: container.image,
+                image_id,
+                started: false,
+            }],
+            ..Default::default()
+        },
+    }
+}
+
+/// The container started running at `at`.
+pub fn started(pod: &mut Pod, at: Timestamp) {
+    let status = &mut pod.status;
+    status.phase = "Running".into();
+    status.start_time.get_or_insert(at);
+    if let Some(cs) = status.container_statuses.first_mut() {
+        cs.state = ContainerState {
+            running: Some(ContainerStateRunning { started_at: at }),
+            ..Default::default()
+        };
+        cs.ready = true;
+        cs.started = true;
+    }
+}
+
+/// The container failed and will restart in place after a back-off (CrashLoopBackOff).
+pub fn restarting(pod: &mut Pod, exit: &PodExit, started: Timestamp, at: Timestamp) {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    if let Some(cs) = pod.status.container_statuses.first_mut() {
+        cs.last_state = terminated(exit, started, at);
+        cs.state = ContainerState {
+            waiting: Some(ContainerStateWaiting {
+                reason: "CrashLoopBackOff".into(),
+                message: Some(format!(
+                    "back-off restarting failed container {} in pod {name}",
+                    cs.name
+                )),
+            }),
+            ..Default::default()
+        };
+        cs.ready = false;
+        cs.started = false;
+        cs.restart_count += 1;
+    }
+}
+
+/// The pod is done: its last run ended as `exit`.
+pub fn finished(pod: &mut Pod, exit: &PodExit, started: Option<Timestamp>, at: Timestamp) {
+    let status = &mut pod.status;
+    status.phase = if exit.success() {
+        "Succeeded"
+    } else {
+        "Failed"
+    }
+    .into();
+    if let PodExit::Terminated(reason) = exit {
+        status.reason = Some(reason.clone());
+        status.message = Some(format!("Pod was terminated by wasmjob: {reason}"));
+    }
+    if let Some(cs) = status.container_statuses.first_mut() {
+        cs.state = terminated(exit, started.unwrap_or(at), at);
+        cs.ready = false;
+        cs.started = false;
+    }
+}
+
+/// The host stopped (crash, kill, power cut) while the pod was pending or running: the pod
+/// failed, as a pod of a lost node does, with a `DisruptionTarget` condition.
+pub fn lost(pod: &mut Pod, at: Timestamp) {
+    let message = "The wasmjob host stopped while this pod was running";
+    let started = pod
+        .status
+        .container_statuses
+        .first()
+        .and_then(|c| c.state.running.as_ref())
+        .map_or(at, |r| r.started_at);
+    let exit = PodExit::Terminated(REASON_NODE_LOST.into());
+    finished(pod, &exit, Some(started), at);
+    pod.status.message = Some(message.into());
+    pod.status.conditions.push(PodCondition {
+        type_: "DisruptionTarget".into(),
+        status: "True".into(),
+        last_transition_time: at,
+        reason: "DeletionByPodGC".into(),
+        message: "PodGC: the host running the pod restarted".into(),
+    });
+}
+
+/// Whether the pod has finished.
+pub fn is_finished(pod: &Pod) -> bool {
+    matches!(pod.status.phase.as_str(), "Succeeded" | "Failed")
+}
+
+/// When the pod finished, if it did.
+pub fn finished_at(pod: &Pod) -> Option<Timestamp> {
+    pod.status
+        .container_statuses
+        .first()
+        .and_then(|c| c.state.terminated.as_ref())
+        .map(|t| t.finished_at)
+}
+
+fn terminated(exit: &PodExit, started: Timestamp, at: Timestamp) -> ContainerState {
+    ContainerState {
+        terminated: Some(ContainerStateTerminated {
+            exit_code: exit.exit_code(),
+            reason: exit.reason().to_string(),
+            message: exit.message().map(str::to_string),
+            started_at: started,
+            finished_at: at,
+        }),
+        ..Default::default()
+    }
+}
+
+/// The STATUS column of `kubectl get pods`: the container's reason when it has one, else the
+/// pod's reason, else its phase.
+pub fn pod_status_column(pod: &Pod) -> String {
+    if let Some(c) = pod.status.container_statuses.first() {
+        if let Some(t) = &c.state.terminated {
+            return t.reason.clone();
+        }
+        if let Some(w) = &c.state.waiting {
+            return w.reason.clone();
+        }
+    }
+    pod.status
+        .reason
+        .clone()
+        .unwrap_or_else(|| pod.status.phase.clone())
+}

@@ -1,0 +1,874 @@
+//! The durable state directory: one SQLite database (WAL mode) holding Jobs, Pods, Events and
+//! pod logs, plus the lock that lets one host at a time run on the directory.
+//!
+//! SQLite because it gives transactions (a pod's completion and its Job's counters are written
+//! in one commit, so they never disagree after a crash) and lets other processes read while a
+//! host writes (`wasmjob get -w` in a second terminal). Objects are stored as their JSON, keyed
+//! by uid, with the columns views filter on beside them.
+
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use super::Event;
+use crate::api::types::{Job, Pod};
+
+/// `PRAGMA application_id` of a wasmjob state database ("wjob").
+const APPLICATION_ID: i64 = 0x776a_6f62;
+/// The schema this build reads and writes.
+const SCHEMA_VERSION: i64 = 1;
+/// The database's file name inside the state directory.
+pub const DB_FILE: &str = "state.db";
+const LOCK_FILE: &str = "host.lock";
+
+const SCHEMA: &str = "
+CREATE TABLE objects (
+    uid       TEXT PRIMARY KEY,
+    kind      TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    owner     TEXT,
+    rv        INTEGER NOT NULL,
+    finished  INTEGER NOT NULL DEFAULT 0,
+    body      TEXT NOT NULL
+);
+CREATE UNIQUE INDEX objects_by_name ON objects(kind, namespace, name);
+CREATE INDEX objects_by_owner ON objects(owner);
+CREATE INDEX objects_by_rv ON objects(rv);
+CREATE TABLE job_sources (
+    uid       TEXT PRIMARY KEY,
+    source    TEXT NOT NULL,
+    base_dir  TEXT NOT NULL,
+    spec_hash TEXT NOT NULL
+);
+CREATE TABLE events (
+    id         INTEGER PRIMARY KEY,
+    rv         INTEGER NOT NULL,
+    object_uid TEXT NOT NULL,
+    kind       TEXT NOT NULL,
+    namespace  TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    type       TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    message    TEXT NOT NULL,
+    source     TEXT NOT NULL,
+    first_time TEXT NOT NULL,
+    last_time  TEXT NOT NULL,
+    count      INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX events_by_key ON events(object_uid, type, reason, message);
+CREATE TABLE logs (
+    pod_uid TEXT NOT NULL,
+    run     INTEGER NOT NULL,
+    seq     INTEGER NOT NULL,
+    data    BLOB NOT NULL,
+    PRIMARY KEY (pod_uid, run, seq)
+);
+CREATE TABLE requests (
+    id        INTEGER PRIMARY KEY,
+    verb      TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    option    TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT INTO meta VALUES ('rv', 0);
+";
+
+/// Why the state directory could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The directory or a file in it could not be created or read.
+    #[error("state directory {dir}: {source}")]
+    Io {
+        /// The state directory.
+        dir: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The database is not one of ours, or is damaged.
+    #[error(
+        "state directory {dir}: {DB_FILE} is not a usable wasmjob state database ({why}); \
+         move it away or choose another --state-dir"
+    )]
+    Foreign {
+        /// The state directory.
+        dir: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// Another host holds the directory.
+    #[error(
+        "state directory {dir} is in use by another wasmjob host (pid {pid}); wait for it to \
+         finish or stop it, or choose another --state-dir"
+    )]
+    Locked {
+        /// The state directory.
+        dir: PathBuf,
+        /// The other host's pid, as it recorded it.
+        pid: String,
+    },
+    /// A query or commit failed.
+    #[error("state store {}: {source}", dir.display())]
+    Sql {
+        /// The state directory.
+        dir: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// A stored object could not be decoded.
+    #[error("state store {}: {kind} {name:?} is unreadable: {message}", dir.display())]
+    Corrupt {
+        /// The state directory.
+        dir: PathBuf,
+        /// Object kind.
+        kind: String,
+        /// Object name.
+        name: String,
+        /// The decoding error.
+        message: String,
+    },
+}
+
+/// Where a Job came from, kept so a later `wasmjob resume` can find its module again and a
+/// re-run can tell whether the manifest changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSource {
+    /// e.g. `examples/pi.yaml`.
+    pub source: String,
+    /// The manifest's directory (relative images and hostPaths start here), absolute.
+    pub base_dir: PathBuf,
+    /// [`manifest_hash`] of the manifest's Job.
+    pub spec_hash: String,
+}
+
+/// New output of one container run, appended to its stored log.
+#[derive(Debug, Clone)]
+pub struct LogChunk {
+    /// The pod's uid.
+    pub pod_uid: String,
+    /// Which run of the container (0 first, then one per restart).
+    pub run: i32,
+    /// The bytes.
+    pub data: Vec<u8>,
+}
+
+/// Everything one host loop turn changed, written in one transaction.
+#[derive(Default)]
+pub struct Batch<'a> {
+    /// Jobs to insert or replace.
+    pub jobs: Vec<&'a Job>,
+    /// Sources of newly created Jobs, by uid.
+    pub job_sources: Vec<(String, JobSource)>,
+    /// Pods to insert or replace.
+    pub pods: Vec<&'a Pod>,
+    /// New events.
+    pub events: Vec<&'a Event>,
+    /// New log output.
+    pub logs: Vec<LogChunk>,
+    /// Requests the host has carried out, to remove.
+    pub done_requests: Vec<i64>,
+}
+
+impl Batch<'_> {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+            && self.job_sources.is_empty()
+            && self.pods.is_empty()
+            && self.events.is_empty()
+            && self.logs.is_empty()
+            && self.done_requests.is_empty()
+    }
+}
+
+/// A request to the running host, written by another `wasmjob` process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Row id.
+    pub id: i64,
+    /// e.g. `delete`.
+    pub verb: String,
+    /// e.g. `Job`.
+    pub kind: String,
+    /// Object namespace.
+    pub namespace: String,
+    /// Object name.
+    pub name: String,
+    /// Verb option, e.g. `orphan` for `delete --cascade=orphan`.
+    pub option: String,
+}
+
+/// What a cascading delete removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Deleted {
+    /// Objects removed, the Job included.
+    pub objects: usize,
+    /// Pods left behind without an owner (`--cascade=orphan`).
+    pub orphaned: usize,
+}
+
+/// The hash of a manifest's Job (labels, annotations, spec) that tells whether a re-run is
+/// of the same Job.
+pub fn manifest_hash(job: &Job) -> String {
+    let json = serde_json::to_vec(&(
+        &job.metadata.labels,
+        &job.metadata.annotations,
+        &job.spec,
+    ))
+    .unwrap_or_default();
+    Sha256::digest(&json)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// An open state database.
+pub struct StateDb {
+    conn: Connection,
+    dir: PathBuf,
+}
+
+impl StateDb {
+    /// Opens (creating if need be) the database of state directory `dir` for writing.
+    pub fn open(dir: &Path) -> Result<StateDb, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            dir: dir.into(),
+            source,
+        })?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        Self::open_with(dir, flags, true)
+    }
+
+    /// Opens the database of `dir` for reading; `None` if the directory holds none yet.
+    pub fn open_existing(dir: &Path) -> Result<Option<StateDb>, StoreError> {
+        if !dir.join(DB_FILE).exists() {
+            return Ok(None);
+        }
+        // Read-write so that WAL recovery can run; views never write objects.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        Self::open_with(dir, flags, false).map(Some)
+    }
+
+    fn open_with(dir: &Path, flags: OpenFlags, create: bool) -> Result<StateDb, StoreError> {
+        let foreign = |why: String| StoreError::Foreign {
+            dir: dir.into(),
+            why,
+        };
+        let path = dir.join(DB_FILE);
+        if path.is_dir() {
+            return Err(foreign("it is a directory".into()));
+        }
+        let conn = Connection::open_with_flags(&path, flags).map_err(|e| foreign(e.to_string()))?;
+        conn.busy_timeout(Duration::from_secs(10))
+            .map_err(|e| foreign(e.to_string()))?;
+        let db = StateDb {
+            conn,
+            dir: dir.into(),
+        };
+        let app_id: i64 = db
+            .conn
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .map_err(|e| foreign(e.to_string()))?;
+        let version: i64 = db
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| foreign(e.to_string()))?;
+        if app_id == 0 && version == 0 {
+            let tables: i64 = db
+                .conn
+                .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+                .map_err(|e| foreign(e.to_string()))?;
+            if tables > 0 {
+                return Err(foreign("a SQLite database of another program".into()));
+            }
+            if !create {
+                return Err(foreign("empty database".into()));
+            }
+            db.init()?;
+        } else if app_id != APPLICATION_ID {
+            return Err(foreign(format!(
+                "a SQLite database of another program (application_id {app_id:#x})"
+            )));
+        } else if version > SCHEMA_VERSION {
+            return Err(foreign(format!(
+                "written by a newer wasmjob (schema {version}; this one knows {SCHEMA_VERSION})"
+            )));
+        }
+        if create {
+            // WAL lets views read while the host writes; NORMAL sync survives a killed process
+            // (a power cut may lose the last commits, never consistency).
+            db.conn
+                .pragma_update(None, "journal_mode", "WAL")
+                .map_err(|e| foreign(e.to_string()))?;
+            db.conn
+                .pragma_update(None, "synchronous", "NORMAL")
+                .map_err(|e| foreign(e.to_string()))?;
+        }
+        Ok(db)
+    }
+
+    fn init(&self) -> Result<(), StoreError> {
+        let batch = format!(
+            "BEGIN; {SCHEMA} PRAGMA application_id = {APPLICATION_ID}; \
+             PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        );
+        self.conn.execute_batch(&batch).map_err(|e| self.sql(e))
+    }
+
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn sql(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sql {
+            dir: self.dir.clone(),
+            source,
+        }
+    }
+
+    fn corrupt(&self, kind: &str, name: &str, e: impl ToString) -> StoreError {
+        StoreError::Corrupt {
+            dir: self.dir.clone(),
+            kind: kind.into(),
+            name: name.into(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Writes a batch in one transaction.
+    pub fn commit(&mut self, batch: &Batch<'_>) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let dir = self.dir.clone();
+        let sql = |source| StoreError::Sql {
+            dir: dir.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        let rv: i64 = tx
+            .query_row(
+                "UPDATE meta SET value = value + 1 WHERE key = 'rv' RETURNING value",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sql)?;
+        {
+            let mut put = tx
+                .prepare_cached(
+                    "INSERT INTO objects (uid, kind, namespace, name, owner, rv, finished, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT (uid) DO UPDATE SET rv = excluded.rv,
+                        finished = excluded.finished, body = excluded.body,
+                        owner = excluded.owner",
+                )
+                .map_err(sql)?;
+            for job in &batch.jobs {
+                let finished = job.status.finished().is_some();
+                put.execute(params![
+                    job.uid(),
+                    "Job",
+                    namespace(&job.metadata.namespace),
+                    job.name(),
+                    Option::<String>::None,
+                    rv,
+                    finished,
+                    to_json(job)
+                ])
+                .map_err(sql)?;
+            }
+            for pod in &batch.pods {
+                let finished = matches!(pod.status.phase.as_str(), "Succeeded" | "Failed");
+                let owner = pod
+                    .metadata
+                    .owner_references
+                    .iter()
+                    .find(|o| o.controller)
+                    .map(|o| o.uid.clone());
+                put.execute(params![
+                    pod.metadata.uid.as_deref().unwrap_or_default(),
+                    "Pod",
+                    namespace(&pod.metadata.namespace),
+                    pod.metadata.name.as_deref().unwrap_or_default(),
+                    owner,
+                    rv,
+                    finished,
+                    to_json(pod)
+                ])
+                .map_err(sql)?;
+            }
+            let mut src = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO job_sources (uid, source, base_dir, spec_hash)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(sql)?;
+            for (uid, s) in &batch.job_sources {
+                src.execute(params![
+                    uid,
+                    s.source,
+                    s.base_dir.to_string_lossy(),
+                    s.spec_hash
+                ])
+                .map_err(sql)?;
+            }
+            let mut ev = tx
+                .prepare_cached(
+                    "INSERT INTO events (rv, object_uid, kind, namespace, name, type, reason,
+                        message, source, first_time, last_time, count)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                     ON CONFLICT (object_uid, type, reason, message) DO UPDATE SET
+                        rv = excluded.rv, last_time = excluded.last_time,
+                        count = count + excluded.count",
+                )
+                .map_err(sql)?;
+            for e in &batch.events {
+                ev.execute(params![
+                    rv,
+                    e.uid,
+                    e.kind,
+                    e.namespace,
+                    e.name,
+                    e.type_,
+                    e.reason,
+                    e.message,
+                    e.source,
+                    e.first_time.to_string(),
+                    e.time.to_string(),
+                    e.count
+                ])
+                .map_err(sql)?;
+            }
+            let mut log = tx
+                .prepare_cached(
+                    "INSERT INTO logs (pod_uid, run, seq, data) VALUES (?1, ?2,
+                        (SELECT coalesce(max(seq) + 1, 0) FROM logs WHERE pod_uid = ?1 AND run = ?2),
+                        ?3)",
+                )
+                .map_err(sql)?;
+            for c in &batch.logs {
+                log.execute(params![c.pod_uid, c.run, c.data])
+                    .map_err(sql)?;
+            }
+            let mut done = tx
+                .prepare_cached("DELETE FROM requests WHERE id = ?1")
+                .map_err(sql)?;
+            for id in &batch.done_requests {
+                done.execute([id]).map_err(sql)?;
+            }
+        }
+        tx.commit().map_err(sql)
+    }
+
+    fn decode<T: DeserializeOwned>(&self, kind: &str, name: &str, body: &str) -> Result<T, StoreError> {
+        serde_json::from_str(body).map_err(|e| self.corrupt(kind, name, e))
+    }
+
+    fn query_objects<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map(params, |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(|e| self.sql(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (kind, name, body) = row.map_err(|e| self.sql(e))?;
+            out.push(self.decode(&kind, &name, &body)?);
+        }
+        Ok(out)
+    }
+
+    /// Objects of `kind`, in `namespace` (all if `None`), ordered by namespace and name.
+    pub fn list<T: DeserializeOwned>(
+        &self,
+        kind: &str,
+        namespace: Option<&str>,
+    ) -> Result<Vec<T>, StoreError> {
+        self.query_objects(
+            "SELECT kind, name, body FROM objects
+             WHERE kind = ?1 AND (?2 IS NULL OR namespace = ?2) ORDER BY namespace, name",
+            params![kind, namespace],
+        )
+    }
+
+    /// One object by name.
+    pub fn get<T: DeserializeOwned>(
+        &self,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<T>, StoreError> {
+        Ok(self
+            .query_objects(
+                "SELECT kind, name, body FROM objects
+                 WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
+                params![kind, namespace, name],
+            )?
+            .pop())
+    }
+
+    /// Objects of `kind` owned by the object with uid `owner`, oldest first.
+    pub fn owned<T: DeserializeOwned>(&self, kind: &str, owner: &str) -> Result<Vec<T>, StoreError> {
+        self.query_objects(
+            "SELECT kind, name, body FROM objects WHERE kind = ?1 AND owner = ?2 ORDER BY rowid",
+            params![kind, owner],
+        )
+    }
+
+    /// Jobs that have not finished, oldest first.
+    pub fn unfinished_jobs(&self) -> Result<Vec<Job>, StoreError> {
+        self.query_objects(
+            "SELECT kind, name, body FROM objects WHERE kind = 'Job' AND finished = 0
+             ORDER BY rowid",
+            [],
+        )
+    }
+
+    /// Objects of `kind` written after revision `rv`, with the revision of their last write.
+    pub fn changed_since<T: DeserializeOwned>(
+        &self,
+        kind: &str,
+        namespace: Option<&str>,
+        rv: i64,
+    ) -> Result<Vec<(i64, T)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT rv, name, body FROM objects
+                 WHERE kind = ?1 AND (?2 IS NULL OR namespace = ?2) AND rv > ?3 ORDER BY rv, rowid",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map(params![kind, namespace, rv], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })
+            .map_err(|e| self.sql(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (rv, name, body) = row.map_err(|e| self.sql(e))?;
+            out.push((rv, self.decode(kind, &name, &body)?));
+        }
+        Ok(out)
+    }
+
+    /// The revision of the last commit.
+    pub fn revision(&self) -> Result<i64, StoreError> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = 'rv'", [], |r| r.get(0))
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Whether an object of `kind` named `name` exists in `namespace`.
+    pub fn name_taken(&self, kind: &str, namespace: &str, name: &str) -> Result<bool, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM objects WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
+            )
+            .map_err(|e| self.sql(e))?;
+        stmt.exists(params![kind, namespace, name])
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Where Job `uid` came from.
+    pub fn job_source(&self, uid: &str) -> Result<Option<JobSource>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT source, base_dir, spec_hash FROM job_sources WHERE uid = ?1",
+                [uid],
+                |r| {
+                    Ok(JobSource {
+                        source: r.get(0)?,
+                        base_dir: PathBuf::from(r.get::<_, String>(1)?),
+                        spec_hash: r.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Events about the object with uid `uid`, oldest first.
+    pub fn events(&self, uid: &str) -> Result<Vec<Event>, StoreError> {
+        self.query_events(
+            "SELECT type, reason, message, kind, namespace, name, object_uid, source,
+                    first_time, last_time, count
+             FROM events WHERE object_uid = ?1 ORDER BY last_time, id",
+            [uid],
+        )
+    }
+
+    /// Events recorded or repeated after revision `rv` (-1: all), oldest first.
+    pub fn events_since(&self, rv: i64) -> Result<Vec<Event>, StoreError> {
+        self.query_events(
+            "SELECT type, reason, message, kind, namespace, name, object_uid, source,
+                    first_time, last_time, count
+             FROM events WHERE rv > ?1 ORDER BY last_time, id",
+            [rv],
+        )
+    }
+
+    fn query_events(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Event>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map(params, |r| {
+                Ok((
+                    Event {
+                        type_: r.get(0)?,
+                        reason: r.get(1)?,
+                        message: r.get(2)?,
+                        kind: r.get(3)?,
+                        namespace: r.get(4)?,
+                        name: r.get(5)?,
+                        uid: r.get(6)?,
+                        source: r.get(7)?,
+                        first_time: Timestamp::UNIX_EPOCH,
+                        time: Timestamp::UNIX_EPOCH,
+                        count: r.get(10)?,
+                    },
+                    r.get::<_, String>(8)?,
+                    r.get::<_, String>(9)?,
+                ))
+            })
+            .map_err(|e| self.sql(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut e, first, last) = row.map_err(|e| self.sql(e))?;
+            let reason = e.reason.clone();
+            let parse = |s: &str| {
+                s.parse::<Timestamp>()
+                    .map_err(|err| self.corrupt("Event", &reason, err))
+            };
+            e.first_time = parse(&first)?;
+            e.time = parse(&last)?;
+            out.push(e);
+        }
+        Ok(out)
+    }
+
+    /// The runs of pod `pod_uid` that have a stored log, in order.
+    pub fn log_runs(&self, pod_uid: &str) -> Result<Vec<i32>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT DISTINCT run FROM logs WHERE pod_uid = ?1 ORDER BY run")
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map([pod_uid], |r| r.get(0))
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// The chunks of one run's log after chunk number `after` (-1 for all), with their numbers.
+    pub fn log_chunks(
+        &self,
+        pod_uid: &str,
+        run: i32,
+        after: i64,
+    ) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, data FROM logs WHERE pod_uid = ?1 AND run = ?2 AND seq > ?3
+                 ORDER BY seq",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map(params![pod_uid, run, after], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// Queues a request for the running host.
+    pub fn request(&mut self, verb: &str, kind: &str, namespace: &str, name: &str, option: &str) -> Result<i64, StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO requests (verb, kind, namespace, name, option) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![verb, kind, namespace, name, option],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Whether request `id` is still waiting for the host.
+    pub fn request_pending(&self, id: i64) -> Result<bool, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM requests WHERE id = ?1")
+            .map_err(|e| self.sql(e))?;
+        stmt.exists([id]).map_err(|e| self.sql(e))
+    }
+
+    /// Withdraws request `id`.
+    pub fn cancel_request(&mut self, id: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM requests WHERE id = ?1", [id])
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
+    }
+
+    /// Requests waiting for the host, oldest first.
+    pub fn requests(&self) -> Result<Vec<Request>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, verb, kind, namespace, name, option FROM requests ORDER BY id",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Request {
+                    id: r.get(0)?,
+                    verb: r.get(1)?,
+                    kind: r.get(2)?,
+                    namespace: r.get(3)?,
+                    name: r.get(4)?,
+                    option: r.get(5)?,
+                })
+            })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// Deletes Job `uid` with its events and source; its pods (with their logs and events)
+    /// too unless `orphan`, in which case they lose their owner reference and stay.
+    pub fn delete_job(&mut self, uid: &str, orphan: bool) -> Result<Deleted, StoreError> {
+        let dir = self.dir.clone();
+        let sql = |source| StoreError::Sql {
+            dir: dir.clone(),
+            source,
+        };
+        let pods: Vec<Pod> = self.owned("Pod", uid)?;
+        let tx = self.conn.transaction().map_err(sql)?;
+        let rv: i64 = tx
+            .query_row(
+                "UPDATE meta SET value = value + 1 WHERE key = 'rv' RETURNING value",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(sql)?;
+        let mut deleted = Deleted::default();
+        for mut pod in pods {
+            let pod_uid = pod.metadata.uid.clone().unwrap_or_default();
+            if orphan {
+                pod.metadata.owner_references.retain(|o| o.uid != uid);
+                tx.execute(
+                    "UPDATE objects SET owner = NULL, rv = ?2, body = ?3 WHERE uid = ?1",
+                    params![pod_uid, rv, to_json(&pod)],
+                )
+                .map_err(sql)?;
+                deleted.orphaned += 1;
+            } else {
+                tx.execute("DELETE FROM logs WHERE pod_uid = ?1", [&pod_uid])
+                    .map_err(sql)?;
+                tx.execute("DELETE FROM events WHERE object_uid = ?1", [&pod_uid])
+                    .map_err(sql)?;
+                tx.execute("DELETE FROM objects WHERE uid = ?1", [&pod_uid])
+                    .map_err(sql)?;
+                deleted.objects += 1;
+            }
+        }
+        tx.execute("DELETE FROM events WHERE object_uid = ?1", [uid])
+            .map_err(sql)?;
+        tx.execute("DELETE FROM job_sources WHERE uid = ?1", [uid])
+            .map_err(sql)?;
+        deleted.objects += tx
+            .execute("DELETE FROM objects WHERE uid = ?1", [uid])
+            .map_err(sql)?;
+        tx.commit().map_err(sql)?;
+        Ok(deleted)
+    }
+}
+
+fn namespace(ns: &Option<String>) -> &str {
+    ns.as_deref().unwrap_or("default")
+}
+
+fn to_json(value: &impl Serialize) -> String {
+    // Our own types always serialize; an error here would be a bug in a derive.
+    serde_json::to_string(value).expect("API objects serialize to JSON")
+}
+
+/// The exclusive lock a host holds on its state directory while it runs.
+pub struct HostLock {
+    _file: File,
+}
+
+impl HostLock {
+    /// Takes the lock of `dir`, or says which process holds it. A view that probes the lock
+    /// can hold it for an instant, so a busy lock is retried for a moment before giving up.
+    pub fn acquire(dir: &Path) -> Result<HostLock, StoreError> {
+        let io = |source| StoreError::Io {
+            dir: dir.into(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let mut file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(LOCK_FILE))
+            .map_err(io)?;
+        let mut tries = 0;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) if tries < 40 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(25));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let mut pid = String::new();
+                    let _ = file.read_to_string(&mut pid);
+                    return Err(StoreError::Locked {
+                        dir: dir.into(),
+                        pid: pid.trim().to_string(),
+                    });
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+            }
+        }
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        write!(file, "{}", std::process::id()).map_err(io)?;
+        Ok(HostLock { _file: file })
+    }
+
+    /// The pid of the host running on `dir`, if one is.
+    pub fn holder(dir: &Path) -> Option<String> {
+        let mut file = File::open(dir.join(LOCK_FILE)).ok()?;
+        match file.try_lock_shared() {
+            Ok(()) => None,
+            Err(_) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                Some(pid.trim().to_string())
+            }
+        }
+    }
+}
