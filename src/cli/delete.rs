@@ -204,7 +204,8 @@ fn ask_host(db: &mut StateDb, dir: &Path, job: &Job, orphan: bool) -> Result<(),
             // The host ended without serving the request: nothing else writes now.
             if db.request_pending(id).map_err(|e| e.to_string())? {
                 db.cancel_request(id).map_err(|e| e.to_string())?;
-                db.delete_job(job.uid(), orphan).map_err(|e| e.to_string())?;
+                db.delete_job(job.uid(), orphan)
+                    .map_err(|e| e.to_string())?;
             }
             return Ok(());
         }

@@ -194,7 +194,11 @@ fn describe_job(db: &StateDb, job: &Job, now: Timestamp) -> Result<String, Store
     }
     if let (Some(start), Some(end)) = (status.start_time, status.completion_time) {
         let _ = writeln!(out, "Completed At:\t{}", time(end));
-        let _ = writeln!(out, "Duration:\t{}", human_duration(end.duration_since(start)));
+        let _ = writeln!(
+            out,
+            "Duration:\t{}",
+            human_duration(end.duration_since(start))
+        );
     }
     if let Some(d) = spec.active_deadline_seconds {
         let _ = writeln!(out, "Active Deadline Seconds:\t{d}s");
@@ -228,7 +232,12 @@ fn container(out: &mut String, c: &Container, pod: Option<&Pod>) {
     let indent = if pod.is_some() { "  " } else { "   " };
     let _ = writeln!(out, "{indent}{}:", c.name);
     let _ = writeln!(out, "    Image:\t{}", c.image);
-    let cs = pod.and_then(|p| p.status.container_statuses.iter().find(|s| s.name == c.name));
+    let cs = pod.and_then(|p| {
+        p.status
+            .container_statuses
+            .iter()
+            .find(|s| s.name == c.name)
+    });
     if let Some(cs) = cs
         && !cs.image_id.is_empty()
     {
@@ -285,7 +294,11 @@ fn container(out: &mut String, c: &Container, pod: Option<&Pod>) {
     } else {
         let _ = writeln!(out, "    Mounts:");
         for m in &c.volume_mounts {
-            let mode = if m.read_only == Some(true) { "ro" } else { "rw" };
+            let mode = if m.read_only == Some(true) {
+                "ro"
+            } else {
+                "rw"
+            };
             let _ = writeln!(out, "      {} from {} ({mode})", m.mount_path, m.name);
         }
     }
@@ -330,14 +343,22 @@ fn volume(out: &mut String, indent: &str, v: &Volume) {
             out,
             "{indent}  Type:\tEmptyDir (a temporary directory that shares a pod's lifetime)"
         );
-        let _ = writeln!(out, "{indent}  Medium:\t{}", e.medium.as_deref().unwrap_or(""));
+        let _ = writeln!(
+            out,
+            "{indent}  Medium:\t{}",
+            e.medium.as_deref().unwrap_or("")
+        );
     } else if let Some(h) = &v.host_path {
         let _ = writeln!(
             out,
             "{indent}  Type:\tHostPath (bare host directory volume)"
         );
         let _ = writeln!(out, "{indent}  Path:\t{}", h.path);
-        let _ = writeln!(out, "{indent}  HostPathType:\t{}", h.type_.as_deref().unwrap_or(""));
+        let _ = writeln!(
+            out,
+            "{indent}  HostPathType:\t{}",
+            h.type_.as_deref().unwrap_or("")
+        );
     }
 }
 

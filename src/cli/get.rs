@@ -111,9 +111,13 @@ fn load(
             .collect())
     }
     Ok(match res {
-        Resource::Jobs if after.is_some() => Objects::Jobs(changed(db, "Job", ns, after.unwrap_or(-1))?),
+        Resource::Jobs if after.is_some() => {
+            Objects::Jobs(changed(db, "Job", ns, after.unwrap_or(-1))?)
+        }
         Resource::Jobs => Objects::Jobs(db.list("Job", ns)?),
-        Resource::Pods if after.is_some() => Objects::Pods(changed(db, "Pod", ns, after.unwrap_or(-1))?),
+        Resource::Pods if after.is_some() => {
+            Objects::Pods(changed(db, "Pod", ns, after.unwrap_or(-1))?)
+        }
         Resource::Pods => Objects::Pods(db.list("Pod", ns)?),
         // CronJobs are not recorded by this version; the list is empty.
         Resource::CronJobs => Objects::Jobs(Vec::new()),
@@ -158,7 +162,10 @@ pub fn get(args: GetArgs, state: &StateDir) -> Outcome {
         (names.is_empty() || names.iter().any(|n| n == name)) && selector.matches(labels)
     };
     let (mut objects, rv) = match &db {
-        Some(db) => match db.revision().and_then(|rv| Ok((load(db, res, ns, None)?, rv))) {
+        Some(db) => match db
+            .revision()
+            .and_then(|rv| Ok((load(db, res, ns, None)?, rv)))
+        {
             Ok(x) => x,
             Err(e) => {
                 eprintln!("error: {e}");

@@ -9,6 +9,9 @@ use serde_json_path::JsonPath;
 #[derive(Debug)]
 pub struct Template(Vec<Node>);
 
+/// Nodes being collected, with the range they belong to (`None` at the top level).
+type Frame = (Vec<Node>, Option<(JsonPath, bool)>);
+
 #[derive(Debug)]
 enum Node {
     Text(String),
@@ -27,7 +30,7 @@ enum Node {
 impl Template {
     /// Parses kubectl's template syntax.
     pub fn parse(template: &str) -> Result<Template, String> {
-        let mut stack: Vec<(Vec<Node>, Option<(JsonPath, bool)>)> = vec![(Vec::new(), None)];
+        let mut stack: Vec<Frame> = vec![(Vec::new(), None)];
         let mut rest = template;
         while !rest.is_empty() {
             let Some(open) = rest.find('{') else {
@@ -80,7 +83,7 @@ impl Template {
     }
 }
 
-fn push(stack: &mut [(Vec<Node>, Option<(JsonPath, bool)>)], node: Node) {
+fn push(stack: &mut [Frame], node: Node) {
     if let Some((nodes, _)) = stack.last_mut() {
         nodes.push(node);
     }
@@ -239,7 +242,8 @@ fn compile(expr: &str) -> Result<(JsonPath, bool), String> {
             }
         }
     }
-    let path = JsonPath::parse(&rfc).map_err(|e| format!("error parsing jsonpath {{{expr}}}: {e}"))?;
+    let path =
+        JsonPath::parse(&rfc).map_err(|e| format!("error parsing jsonpath {{{expr}}}: {e}"))?;
     Ok((path, relative))
 }
 
@@ -280,14 +284,26 @@ mod tests {
             render("{.items[?(@.status.phase==\"Failed\")].metadata.name}"),
             "pi-fghjk"
         );
-        assert_eq!(render("names: {.items[*].metadata.name}!"), "names: pi-abcde pi-fghjk!");
-        assert_eq!(render("{.items[0].metadata.labels}"), "{\"job-name\":\"pi\"}");
+        assert_eq!(
+            render("names: {.items[*].metadata.name}!"),
+            "names: pi-abcde pi-fghjk!"
+        );
+        assert_eq!(
+            render("{.items[0].metadata.labels}"),
+            "{\"job-name\":\"pi\"}"
+        );
         assert_eq!(render("{.missing}"), "");
     }
 
     #[test]
     fn rejects_broken_templates() {
-        for bad in ["{.items", "{end}", "{range .items[*]}{.x}", "{.items[}", "{items}"] {
+        for bad in [
+            "{.items",
+            "{end}",
+            "{range .items[*]}{.x}",
+            "{.items[}",
+            "{items}",
+        ] {
             assert!(Template::parse(bad).is_err(), "{bad} should be rejected");
         }
     }

@@ -155,7 +155,11 @@ fn print_logs(db: &StateDb, args: &LogsArgs, state: &StateDir) -> Result<Outcome
             s.last_seq = *seq;
         }
         let data: Vec<u8> = chunks.into_iter().flat_map(|(_, d)| d).collect();
-        write_lines(&mut stdout, &tail_lines(&data, tail), args.prefix.then_some(&*s));
+        write_lines(
+            &mut stdout,
+            &tail_lines(&data, tail),
+            args.prefix.then_some(&*s),
+        );
     }
     let _ = stdout.flush();
     drop(stdout);

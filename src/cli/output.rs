@@ -280,7 +280,12 @@ pub fn events_table(events: &[&Event], wide: bool, now: Timestamp) -> String {
 
 /// An event as the `v1` Event object `kubectl get events -o json` shows.
 pub fn event_object(e: &Event) -> serde_json::Value {
-    let suffix: String = e.uid.chars().filter(char::is_ascii_hexdigit).take(8).collect();
+    let suffix: String = e
+        .uid
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(8)
+        .collect();
     serde_json::json!({
         "apiVersion": "v1",
         "kind": "Event",
@@ -333,8 +338,8 @@ impl<'a> Listing<'a> {
     /// The objects as JSON values: Jobs, then Pods, then Events.
     fn values(&self) -> Vec<serde_json::Value> {
         let mut out: Vec<serde_json::Value> = Vec::with_capacity(self.len());
-        out.extend(self.jobs.iter().map(|j| to_value(j)));
-        out.extend(self.pods.iter().map(|p| to_value(p)));
+        out.extend(self.jobs.iter().map(to_value));
+        out.extend(self.pods.iter().map(to_value));
         out.extend(self.events.iter().map(|e| event_object(e)));
         out
     }

@@ -109,44 +109,35 @@ pub fn resume(args: ResumeArgs, state: &StateDir) -> Outcome {
             Ok(x) => x,
             Err(o) => return o,
         };
-        let jobs = match db.unfinished_jobs() {
-            Ok(j) => j,
+        let recorded = match db.recorded_unfinished() {
+            Ok(r) => r,
             Err(e) => {
                 eprintln!("error: {e}");
                 return Outcome::JobFailed;
             }
         };
-        if jobs.is_empty() {
+        if recorded.is_empty() {
             eprintln!("nothing to resume: every recorded Job has finished");
             return Outcome::Success;
         }
         let mut adopt = Vec::new();
-        for job in jobs {
-            let loaded = db.job_source(job.uid()).and_then(|src| {
-                let pods: Vec<Pod> = db.owned("Pod", job.uid())?;
-                Ok((src, pods))
-            });
-            let (source, pods) = match loaded {
-                Ok(x) => x,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Outcome::JobFailed;
-                }
-            };
-            let Some(source) = source else {
+        for r in recorded {
+            let Some(source) = r.source else {
                 eprintln!(
                     "error: job.batch/{} has no recorded manifest; delete it or run its manifest again",
-                    job.name()
+                    r.job.name()
                 );
                 return Outcome::JobFailed;
             };
             let manifest = JobManifest {
-                job: job.clone(),
+                job: r.job.clone(),
                 source: source.source,
                 base_dir: source.base_dir,
             };
             match host.prepare(vec![manifest]) {
-                Ok(mut subs) => adopt.push((subs.remove(0), job, pods)),
+                Ok(subs) => {
+                    adopt.extend(subs.into_iter().map(|s| (s, r.job.clone(), r.pods.clone())))
+                }
                 Err(rejected) => return report_rejected(rejected),
             }
         }

@@ -79,10 +79,14 @@ impl Resource {
 /// Splits kubectl's argument forms `TYPE NAME...` and `TYPE/NAME...` into (type, names).
 pub fn resource_args(args: &[String]) -> Result<(Resource, Vec<String>), String> {
     let unknown = |t: &str| {
-        format!("the server doesn't have a resource type \"{t}\" (wasmjob knows jobs, pods, cronjobs, events)")
+        format!(
+            "the server doesn't have a resource type \"{t}\" (wasmjob knows jobs, pods, cronjobs, events)"
+        )
     };
     let Some(first) = args.first() else {
-        return Err("you must specify the type of resource to get (jobs, pods, cronjobs, events)".into());
+        return Err(
+            "you must specify the type of resource to get (jobs, pods, cronjobs, events)".into(),
+        );
     };
     if first.contains('/') {
         let mut kind = None;

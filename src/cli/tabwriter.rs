@@ -14,7 +14,13 @@ const PADDING: usize = 2;
 
 /// Go's `Writer.format`: lays out lines `line0..line1` given the widths of the columns to the
 /// left, recursing into each block of lines that has a cell in the next column.
-fn format(lines: &[Vec<&str>], widths: &mut Vec<usize>, line0: usize, line1: usize, out: &mut String) {
+fn format(
+    lines: &[Vec<&str>],
+    widths: &mut Vec<usize>,
+    line0: usize,
+    line1: usize,
+    out: &mut String,
+) {
     let column = widths.len();
     let mut start = line0;
     let mut this = line0;
@@ -61,7 +67,8 @@ mod tests {
 
     #[test]
     fn aligns_blocks_like_kubectl_describe() {
-        let text = "Name:\tpi\nNamespace:\tdefault\nLabels:\ta=b\n\tc=d\nPod Template:\n  Labels:\tx=y\n";
+        let text =
+            "Name:\tpi\nNamespace:\tdefault\nLabels:\ta=b\n\tc=d\nPod Template:\n  Labels:\tx=y\n";
         assert_eq!(
             align(text),
             "Name:       pi\nNamespace:  default\nLabels:     a=b\n            c=d\nPod Template:\n  Labels:  x=y\n"

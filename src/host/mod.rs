@@ -391,7 +391,7 @@ impl Host {
                 () = sleep_until(next) => {}
                 _ = tick.tick(), if self.db.is_some() => {
                     ticks += 1;
-                    if ticks % LOG_SAVE_TICKS == 0 {
+                    if ticks.is_multiple_of(LOG_SAVE_TICKS) {
                         self.touch_running_pods();
                     }
                     if !shutting_down {

@@ -207,6 +207,16 @@ pub struct Request {
     pub option: String,
 }
 
+/// A Job recorded by an earlier host that has not finished, with what resuming it needs.
+pub struct Recorded {
+    /// The Job as last committed.
+    pub job: Job,
+    /// Its pods, oldest first.
+    pub pods: Vec<Pod>,
+    /// Its manifest's origin (absent only if the database was edited by hand).
+    pub source: Option<JobSource>,
+}
+
 /// What a cascading delete removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Deleted {
@@ -219,12 +229,8 @@ pub struct Deleted {
 /// The hash of a manifest's Job (labels, annotations, spec) that tells whether a re-run is
 /// of the same Job.
 pub fn manifest_hash(job: &Job) -> String {
-    let json = serde_json::to_vec(&(
-        &job.metadata.labels,
-        &job.metadata.annotations,
-        &job.spec,
-    ))
-    .unwrap_or_default();
+    let json = serde_json::to_vec(&(&job.metadata.labels, &job.metadata.annotations, &job.spec))
+        .unwrap_or_default();
     Sha256::digest(&json)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -472,7 +478,12 @@ impl StateDb {
         tx.commit().map_err(sql)
     }
 
-    fn decode<T: DeserializeOwned>(&self, kind: &str, name: &str, body: &str) -> Result<T, StoreError> {
+    fn decode<T: DeserializeOwned>(
+        &self,
+        kind: &str,
+        name: &str,
+        body: &str,
+    ) -> Result<T, StoreError> {
         serde_json::from_str(body).map_err(|e| self.corrupt(kind, name, e))
     }
 
@@ -529,7 +540,11 @@ impl StateDb {
     }
 
     /// Objects of `kind` owned by the object with uid `owner`, oldest first.
-    pub fn owned<T: DeserializeOwned>(&self, kind: &str, owner: &str) -> Result<Vec<T>, StoreError> {
+    pub fn owned<T: DeserializeOwned>(
+        &self,
+        kind: &str,
+        owner: &str,
+    ) -> Result<Vec<T>, StoreError> {
         self.query_objects(
             "SELECT kind, name, body FROM objects WHERE kind = ?1 AND owner = ?2 ORDER BY rowid",
             params![kind, owner],
@@ -543,6 +558,20 @@ impl StateDb {
              ORDER BY rowid",
             [],
         )
+    }
+
+    /// Every unfinished Job with its pods and source, oldest first: what a resume takes over.
+    pub fn recorded_unfinished(&self) -> Result<Vec<Recorded>, StoreError> {
+        self.unfinished_jobs()?
+            .into_iter()
+            .map(|job| {
+                Ok(Recorded {
+                    pods: self.owned("Pod", job.uid())?,
+                    source: self.job_source(job.uid())?,
+                    job,
+                })
+            })
+            .collect()
     }
 
     /// Objects of `kind` written after revision `rv`, with the revision of their last write.
@@ -633,7 +662,11 @@ impl StateDb {
         )
     }
 
-    fn query_events(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<Event>, StoreError> {
+    fn query_events(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<Event>, StoreError> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.sql(e))?;
         let rows = stmt
             .query_map(params, |r| {
@@ -704,7 +737,14 @@ impl StateDb {
     }
 
     /// Queues a request for the running host.
-    pub fn request(&mut self, verb: &str, kind: &str, namespace: &str, name: &str, option: &str) -> Result<i64, StoreError> {
+    pub fn request(
+        &mut self,
+        verb: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        option: &str,
+    ) -> Result<i64, StoreError> {
         self.conn
             .execute(
                 "INSERT INTO requests (verb, kind, namespace, name, option) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -838,9 +878,9 @@ impl HostLock {
         loop {
             match file.try_lock() {
                 Ok(()) => break,
-                Err(std::fs::TryLockError::WouldBlock) if tries < 40 => {
+                Err(std::fs::TryLockError::WouldBlock) if tries < 10 => {
                     tries += 1;
-                    std::thread::sleep(Duration::from_millis(25));
+                    std::thread::sleep(Duration::from_millis(20));
                 }
                 Err(std::fs::TryLockError::WouldBlock) => {
                     let mut pid = String::new();

@@ -2,13 +2,15 @@
 //! parallelism checked against exact times, without sleeping.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use jiff::Timestamp;
-use wasmjob::api::manifest::parse_documents;
+use jiff::{SignedDuration, Timestamp};
+use wasmjob::api::manifest::{JobManifest, parse_documents};
 use wasmjob::clock::{Clock, TokioClock};
 use wasmjob::host::{Host, HostConfig};
 use wasmjob::runtime::fake::FakeRuntime;
 use wasmjob::store::Store;
+use wasmjob::store::db::StateDb;
 
 const T0: Timestamp = Timestamp::constant(1_700_000_000, 0);
 
@@ -150,4 +152,94 @@ async fn shutdown_terminates_running_pods() {
         assert_eq!(p.pod.status.reason.as_deref(), Some("Terminated"));
     }
     assert!(store.jobs[0].status.finished().is_none());
+}
+
+/// Runs `manifest` on a host that keeps state in `dir` and "crashes" (its future is dropped,
+/// committing nothing more) `crash_after` into the run.
+async fn run_until_crash(dir: &std::path::Path, manifest: &str, crash_after: u64) {
+    let (jobs, errs) = parse_documents(manifest, "t.yaml", std::path::Path::new("."));
+    assert!(errs.is_empty(), "{errs:?}");
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(T0));
+    let db = StateDb::open(dir).unwrap();
+    let mut host = Host::new(Arc::new(FakeRuntime), clock, HostConfig::default()).with_state(db);
+    let subs = host.prepare(jobs).map_err(|r| format!("{r:?}")).unwrap();
+    host.submit(subs);
+    let run = host.run(std::future::pending(), |_| {});
+    let crashed = tokio::time::timeout(Duration::from_secs(crash_after), run).await;
+    assert!(crashed.is_err(), "the Job should still be running");
+}
+
+/// A second host takes over what the state directory recorded, `at` seconds after T0.
+async fn resume(dir: &std::path::Path, at: i64) -> Store {
+    let clock: Arc<dyn Clock> =
+        Arc::new(TokioClock::starting_at(T0 + SignedDuration::from_secs(at)));
+    let db = StateDb::open(dir).unwrap();
+    let recorded = db.recorded_unfinished().unwrap();
+    assert_eq!(recorded.len(), 1);
+    let mut host = Host::new(Arc::new(FakeRuntime), clock, HostConfig::default()).with_state(db);
+    for r in recorded {
+        let source = r.source.expect("the source is recorded with the Job");
+        let manifest = JobManifest {
+            job: r.job.clone(),
+            source: source.source,
+            base_dir: source.base_dir,
+        };
+        let sub = host.prepare(vec![manifest]).unwrap().remove(0);
+        host.adopt(sub, r.job, r.pods);
+    }
+    host.run(std::future::pending(), |_| {}).await.unwrap();
+    host.store().clone()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_job_keeps_its_deadline_and_fails_its_lost_pods() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = job(
+        "  activeDeadlineSeconds: 30",
+        "Never",
+        &["sleep", "100000000"],
+    );
+    run_until_crash(dir.path(), &manifest, 10).await;
+    let store = resume(dir.path(), 20).await;
+    let job = &store.jobs[0];
+    let last = job.status.conditions.last().unwrap();
+    assert_eq!(
+        (last.type_.as_str(), last.reason.as_str()),
+        ("Failed", "DeadlineExceeded")
+    );
+    // The deadline counts from the recorded startTime, not from the resume.
+    assert_eq!(secs(Some(last.last_transition_time)), 30.0);
+    assert_eq!(secs(job.status.start_time), 0.0);
+    let lost = &store.pods[0].pod;
+    assert_eq!(lost.status.phase, "Failed");
+    assert_eq!(lost.status.reason.as_deref(), Some("NodeLost"));
+    assert_eq!(lost.status.conditions[0].type_, "DisruptionTarget");
+    assert_eq!(
+        job.status.failed,
+        store
+            .pods
+            .iter()
+            .filter(|p| p.pod.status.phase == "Failed")
+            .count() as i32
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_job_continues_back_off_from_the_recorded_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    // Pods fail at once: at 0 s, then at 10 s (after a 10 s back-off); the next is due at
+    // 30 s (20 s after the second failure). The host dies at 15 s. The fake counts runs per
+    // host, so the resumed host's first two pods fail too: back-off goes on doubling.
+    let manifest = job("  backoffLimit: 6", "Never", &["fail-first", "2"]);
+    run_until_crash(dir.path(), &manifest, 15).await;
+    let store = resume(dir.path(), 15).await;
+    let created: Vec<f64> = store
+        .pods
+        .iter()
+        .map(|p| secs(p.pod.metadata.creation_timestamp))
+        .collect();
+    assert_eq!(created, [0.0, 10.0, 30.0, 70.0, 150.0]);
+    let job = &store.jobs[0];
+    assert_eq!((job.status.failed, job.status.succeeded), (4, 1));
+    assert_eq!(job.status.conditions.last().unwrap().type_, "Complete");
 }

@@ -4,4 +4,5 @@
 mod cli;
 mod host;
 mod sandbox;
+mod state;
 mod support;
