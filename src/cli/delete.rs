@@ -42,6 +42,16 @@ pub struct DeleteArgs {
 
 /// Runs `wasmjob delete`.
 pub fn delete(args: DeleteArgs, state: &StateDir) -> Outcome {
+    if let Ok((Resource::Pods, given)) = resource_args(&args.args) {
+        return delete_pods(&args, &given, state);
+    }
+    if let Ok((Resource::CronJobs, given)) = resource_args(&args.args) {
+        // This version records no CronJobs.
+        for n in &given {
+            eprintln!("Error from server (NotFound): cronjobs.batch {n:?} not found");
+        }
+        return Outcome::JobFailed;
+    }
     let names = match targets(&args) {
         Ok(n) => n,
         Err(e) => {
@@ -104,7 +114,7 @@ pub fn delete(args: DeleteArgs, state: &StateDir) -> Outcome {
             continue;
         };
         let result = if direct {
-            db.delete_job(job.uid(), orphan)
+            db.delete_job(job.uid(), orphan, None)
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         } else {
@@ -144,13 +154,9 @@ fn targets(args: &DeleteArgs) -> Result<Vec<String>, String> {
     if !args.args.is_empty() {
         let (res, given) = resource_args(&args.args)?;
         match res {
-            Resource::Jobs | Resource::CronJobs => names.extend(given),
-            Resource::Pods => {
-                return Err(
-                    "wasmjob deletes jobs (their pods go with them): `wasmjob delete job NAME`"
-                        .into(),
-                );
-            }
+            Resource::Jobs => names.extend(given),
+            Resource::CronJobs => return Err("no cronjobs are recorded".into()),
+            Resource::Pods => return Err("pods are deleted by delete_pods".into()),
             Resource::Events => return Err("events go with the objects they are about".into()),
         }
     }
@@ -194,8 +200,25 @@ fn ask_host(db: &mut StateDb, dir: &Path, job: &Job, orphan: bool) -> Result<(),
     let ns = job.metadata.namespace.as_deref().unwrap_or("default");
     let name = job.name();
     let id = db
-        .request("delete", "Job", ns, name, option)
+        .request("delete", "Job", ns, name, job.uid(), option)
         .map_err(|e| e.to_string())?;
+    let uid = job.uid().to_string();
+    wait_for_host(db, dir, id, |db| {
+        db.delete_job(&uid, orphan, None)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    })
+    .map_err(|e| format!("deleting job.batch {name:?}: {e}"))
+}
+
+/// Waits until the running host has carried out request `id`. If the host stops first, the
+/// request is withdrawn and `direct` does the work under the directory's lock.
+fn wait_for_host(
+    db: &mut StateDb,
+    dir: &Path,
+    id: i64,
+    direct: impl FnOnce(&mut StateDb) -> Result<(), String>,
+) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while db.request_pending(id).map_err(|e| e.to_string())? {
         if HostLock::holder(dir).is_none()
@@ -204,17 +227,84 @@ fn ask_host(db: &mut StateDb, dir: &Path, job: &Job, orphan: bool) -> Result<(),
             // The host ended without serving the request: nothing else writes now.
             if db.request_pending(id).map_err(|e| e.to_string())? {
                 db.cancel_request(id).map_err(|e| e.to_string())?;
-                db.delete_job(job.uid(), orphan)
-                    .map_err(|e| e.to_string())?;
+                direct(db)?;
             }
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err(format!(
-                "the running wasmjob host did not carry out the deletion of job.batch {name:?} within 30s"
-            ));
+            // Withdrawn, so that it cannot act later.
+            let _ = db.cancel_request(id);
+            return Err("the running wasmjob host did not answer within 30s".into());
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok(())
+}
+
+/// `wasmjob delete pod NAME...`: pods that no unfinished Job owns (orphans, or pods of
+/// finished Jobs). A running Job's pods go with the Job: wasmjob does not replace them.
+fn delete_pods(args: &DeleteArgs, names: &[String], state: &StateDir) -> Outcome {
+    let (dir, db) = match (state.path(), state.read()) {
+        (Ok(dir), Ok(Some(db))) => (dir, db),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return Outcome::JobFailed;
+        }
+        (_, Ok(None)) => {
+            for n in names {
+                eprintln!("Error from server (NotFound): pods {n:?} not found");
+            }
+            return Outcome::JobFailed;
+        }
+    };
+    let mut db = db;
+    let mut outcome = Outcome::Success;
+    for name in names {
+        let result = delete_pod(&mut db, &dir, &args.namespace, name);
+        match result {
+            Ok(true) => println!("pod {name:?} deleted"),
+            Ok(false) if args.ignore_not_found => {}
+            Ok(false) => {
+                eprintln!("Error from server (NotFound): pods {name:?} not found");
+                outcome = Outcome::JobFailed;
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                outcome = Outcome::JobFailed;
+            }
+        }
+    }
+    outcome
+}
+
+fn delete_pod(db: &mut StateDb, dir: &Path, ns: &str, name: &str) -> Result<bool, String> {
+    let err = |e: StoreError| e.to_string();
+    let Some(pod) = db
+        .get::<crate::api::types::Pod>("Pod", ns, name)
+        .map_err(err)?
+    else {
+        return Ok(false);
+    };
+    if let Some(owner) = pod.metadata.owner_references.iter().find(|o| o.controller) {
+        let job: Option<Job> = db.get("Job", ns, &owner.name).map_err(err)?;
+        if job.is_some_and(|j| j.uid() == owner.uid && j.status.finished().is_none()) {
+            return Err(format!(
+                "pod {name:?} belongs to job.batch/{} which has not finished; delete the Job \
+                 (its pods go with it)",
+                owner.name
+            ));
+        }
+    }
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    if HostLock::holder(dir).is_none()
+        && let Ok(_lock) = HostLock::acquire(dir)
+    {
+        db.delete_pod(&uid, None).map_err(err)?;
+        return Ok(true);
+    }
+    let id = db
+        .request("delete", "Pod", ns, name, &uid, "")
+        .map_err(err)?;
+    wait_for_host(db, dir, id, |db| db.delete_pod(&uid, None).map_err(err))?;
+    Ok(true)
 }

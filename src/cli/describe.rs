@@ -138,6 +138,15 @@ fn time(t: Timestamp) -> String {
         .to_string()
 }
 
+/// A user's value, with tabs (the aligner's cell separator) shown as spaces.
+fn clean(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains('\t') {
+        s.replace('\t', " ").into()
+    } else {
+        s.into()
+    }
+}
+
 /// `Title:\tk=v` then one `\tk=v` line per further entry, or `<none>`.
 fn map_lines(out: &mut String, indent: &str, title: &str, map: &StringMap) {
     if map.is_empty() {
@@ -145,6 +154,7 @@ fn map_lines(out: &mut String, indent: &str, title: &str, map: &StringMap) {
         return;
     }
     for (i, (k, v)) in map.iter().enumerate() {
+        let (k, v) = (clean(k), clean(v));
         if i == 0 {
             let _ = writeln!(out, "{indent}{title}:\t{k}={v}");
         } else {
@@ -231,7 +241,7 @@ fn describe_job(db: &StateDb, job: &Job, now: Timestamp) -> Result<String, Store
 fn container(out: &mut String, c: &Container, pod: Option<&Pod>) {
     let indent = if pod.is_some() { "  " } else { "   " };
     let _ = writeln!(out, "{indent}{}:", c.name);
-    let _ = writeln!(out, "    Image:\t{}", c.image);
+    let _ = writeln!(out, "    Image:\t{}", clean(&c.image));
     let cs = pod.and_then(|p| {
         p.status
             .container_statuses
@@ -247,7 +257,7 @@ fn container(out: &mut String, c: &Container, pod: Option<&Pod>) {
         if !list.is_empty() {
             let _ = writeln!(out, "    {title}:");
             for a in list {
-                let _ = writeln!(out, "      {a}");
+                let _ = writeln!(out, "      {}", clean(a));
             }
         }
     }
@@ -286,7 +296,7 @@ fn container(out: &mut String, c: &Container, pod: Option<&Pod>) {
                 }),
                 (None, None) => String::new(),
             };
-            let _ = writeln!(out, "      {}:\t{value}", e.name);
+            let _ = writeln!(out, "      {}:\t{}", clean(&e.name), clean(&value));
         }
     }
     if c.volume_mounts.is_empty() {
@@ -315,7 +325,7 @@ fn state(out: &mut String, title: &str, s: &ContainerState) {
         let _ = writeln!(out, "    {title}:\tTerminated");
         let _ = writeln!(out, "      Reason:\t{}", t.reason);
         if let Some(m) = &t.message {
-            let _ = writeln!(out, "      Message:\t{}", m.replace('\n', " "));
+            let _ = writeln!(out, "      Message:\t{}", clean(&m.replace('\n', " ")));
         }
         let _ = writeln!(out, "      Exit Code:\t{}", t.exit_code);
         let _ = writeln!(out, "      Started:\t{}", time(t.started_at));
@@ -387,7 +397,7 @@ fn events(out: &mut String, events: &[Event], now: Timestamp) {
             e.type_,
             e.reason,
             e.source,
-            e.message.trim()
+            clean(e.message.trim())
         );
     }
 }
@@ -411,7 +421,7 @@ fn describe_pod(db: &StateDb, pod: &Pod, now: Timestamp) -> Result<String, Store
         let _ = writeln!(out, "Reason:\t{r}");
     }
     if let Some(m) = &pod.status.message {
-        let _ = writeln!(out, "Message:\t{m}");
+        let _ = writeln!(out, "Message:\t{}", clean(m));
     }
     if let Some(o) = meta.owner_references.iter().find(|o| o.controller) {
         let _ = writeln!(out, "Controlled By:\t{}/{}", o.kind, o.name);

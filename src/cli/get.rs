@@ -194,7 +194,9 @@ pub fn get(args: GetArgs, state: &StateDir) -> Outcome {
         return outcome;
     }
     if !objects.is_empty() {
-        match render(&objects.listing(), &args.output, now, names.len() == 1) {
+        let mut listing = objects.listing();
+        listing.namespaces = args.all_namespaces;
+        match render(&listing, &args.output, now, names.len() == 1) {
             Ok(text) => print!("{text}"),
             Err(e) => {
                 eprintln!("error: {e}");
@@ -260,7 +262,9 @@ fn watch(
                 rv = next;
                 changed.retain(selected);
                 if !changed.is_empty() {
-                    print_changes(&changed.listing(), &args.output);
+                    let mut listing = changed.listing();
+                    listing.namespaces = args.all_namespaces;
+                    print_changes(&listing, &args.output);
                 }
             }
         }

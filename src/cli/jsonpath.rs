@@ -179,72 +179,103 @@ fn compile(expr: &str) -> Result<(JsonPath, bool), String> {
     let mut rfc = String::from("$");
     let chars: Vec<char> = body.chars().collect();
     let mut i = 0;
-    while i < chars.len() {
-        match chars[i] {
-            '.' => {
-                let mut dots = 1;
-                while chars.get(i + dots) == Some(&'.') {
-                    dots += 1;
-                }
-                i += dots;
-                let mut name = String::new();
-                while let Some(&c) = chars.get(i) {
-                    if c == '\\' && chars.get(i + 1) == Some(&'.') {
-                        name.push('.');
-                        i += 2;
-                    } else if c == '.' || c == '[' {
-                        break;
-                    } else {
-                        name.push(c);
-                        i += 1;
-                    }
-                }
-                let prefix = if dots > 1 { ".." } else { "." };
-                if name.is_empty() {
-                    // `..[0]` or a bare trailing dot.
-                    if dots > 1 {
-                        rfc.push_str("..");
-                    }
-                } else if name == "*" || is_shorthand(&name) {
-                    rfc.push_str(prefix);
-                    rfc.push_str(&name);
-                } else {
-                    let bracket = if dots > 1 { ".." } else { "" };
-                    rfc.push_str(&format!("{bracket}['{}']", name.replace('\'', "\\'")));
-                }
-            }
-            '[' => {
-                // Copied as is up to the matching bracket (filters nest them).
-                let mut depth = 0;
-                let mut quote: Option<char> = None;
-                while let Some(&c) = chars.get(i) {
-                    rfc.push(c);
-                    i += 1;
-                    match (quote, c) {
-                        (Some(q), c) if c == q => quote = None,
-                        (Some(_), _) => {}
-                        (None, '"' | '\'') => quote = Some(c),
-                        (None, '[') => depth += 1,
-                        (None, ']') => {
-                            depth -= 1;
-                            if depth == 0 {
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            c => {
-                return Err(format!(
-                    "error parsing jsonpath {{{expr}}}: unexpected {c:?} (use e.g. {{.items[*].metadata.name}})"
-                ));
-            }
-        }
-    }
+    segments(&chars, &mut i, &mut rfc, false).map_err(|e| {
+        format!("error parsing jsonpath {{{expr}}}: {e} (use e.g. {{.items[*].metadata.name}})")
+    })?;
     let path =
         JsonPath::parse(&rfc).map_err(|e| format!("error parsing jsonpath {{{expr}}}: {e}"))?;
     Ok((path, relative))
+}
+
+/// Translates `.name`, `..name` and `[...]` segments from `chars[*i]` on. In a filter
+/// (`in_filter`), a path ends at the first character that cannot continue it (`==`, `)`...).
+fn segments(
+    chars: &[char],
+    i: &mut usize,
+    out: &mut String,
+    in_filter: bool,
+) -> Result<(), String> {
+    while let Some(&c) = chars.get(*i) {
+        match c {
+            '.' => {
+                let mut dots = 0;
+                while chars.get(*i) == Some(&'.') {
+                    dots += 1;
+                    *i += 1;
+                }
+                let mut name = String::new();
+                while let Some(&c) = chars.get(*i) {
+                    if c == '\\' && chars.get(*i + 1) == Some(&'.') {
+                        name.push('.');
+                        *i += 2;
+                    } else if c == '.' || c == '[' || (in_filter && !is_name_char(c)) {
+                        break;
+                    } else {
+                        name.push(c);
+                        *i += 1;
+                    }
+                }
+                let deep = if dots > 1 { ".." } else { "" };
+                if name.is_empty() {
+                    // `..[0]` or a bare trailing dot.
+                    out.push_str(deep);
+                } else if name == "*" || is_shorthand(&name) {
+                    out.push_str(if dots > 1 { ".." } else { "." });
+                    out.push_str(&name);
+                } else {
+                    out.push_str(&format!("{deep}['{}']", name.replace('\'', "\\'")));
+                }
+            }
+            '[' => bracket(chars, i, out)?,
+            _ if in_filter => return Ok(()),
+            c => return Err(format!("unexpected {c:?}")),
+        }
+    }
+    Ok(())
+}
+
+/// Copies a `[...]` selector, translating the `@`/`$` paths of filters inside it.
+fn bracket(chars: &[char], i: &mut usize, out: &mut String) -> Result<(), String> {
+    out.push('[');
+    *i += 1;
+    let mut quote: Option<char> = None;
+    while let Some(&c) = chars.get(*i) {
+        if let Some(q) = quote {
+            out.push(c);
+            *i += 1;
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' => {
+                quote = Some(c);
+                out.push(c);
+                *i += 1;
+            }
+            ']' => {
+                out.push(c);
+                *i += 1;
+                return Ok(());
+            }
+            '[' => bracket(chars, i, out)?,
+            '@' | '$' => {
+                out.push(c);
+                *i += 1;
+                segments(chars, i, out, true)?;
+            }
+            _ => {
+                out.push(c);
+                *i += 1;
+            }
+        }
+    }
+    Err("unclosed '['".into())
+}
+
+fn is_name_char(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '_' | '-' | '/' | '*' | '\\')
 }
 
 fn is_shorthand(name: &str) -> bool {
@@ -283,6 +314,10 @@ mod tests {
         assert_eq!(
             render("{.items[?(@.status.phase==\"Failed\")].metadata.name}"),
             "pi-fghjk"
+        );
+        assert_eq!(
+            render("{.items[?(@.metadata.labels.job-name=='pi')].status.phase}"),
+            "Succeeded Failed"
         );
         assert_eq!(
             render("names: {.items[*].metadata.name}!"),

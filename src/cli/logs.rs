@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::Outcome;
 use super::state::StateDir;
 use crate::api::types::{Job, Pod};
-use crate::host::pods::is_finished;
+use crate::host::pods::{is_finished, runs};
 use crate::store::db::{HostLock, StateDb, StoreError};
 use crate::store::selector::Selector;
 
@@ -48,6 +48,8 @@ struct Source {
     container: String,
     run: i32,
     last_seq: i64,
+    /// Whether the next byte printed starts a line (chunks split lines anywhere).
+    line_start: bool,
 }
 
 /// Runs `wasmjob logs`.
@@ -155,11 +157,7 @@ fn print_logs(db: &StateDb, args: &LogsArgs, state: &StateDir) -> Result<Outcome
             s.last_seq = *seq;
         }
         let data: Vec<u8> = chunks.into_iter().flat_map(|(_, d)| d).collect();
-        write_lines(
-            &mut stdout,
-            &tail_lines(&data, tail),
-            args.prefix.then_some(&*s),
-        );
+        write_lines(&mut stdout, &tail_lines(&data, tail), s, args.prefix);
     }
     let _ = stdout.flush();
     drop(stdout);
@@ -185,13 +183,8 @@ fn source(pod: &Pod, args: &LogsArgs) -> Result<Source, String> {
             .first()
             .ok_or_else(|| format!("pod {name} has no container"))?,
     };
-    // Runs are numbered from 0; a waiting container's current run is the last one that ran.
-    let started = status.state.running.is_some() || status.state.terminated.is_some();
-    let current = if started {
-        status.restart_count
-    } else {
-        status.restart_count - 1
-    };
+    // Runs are numbered from 0; the current one is the last that began.
+    let current = runs(status) - 1;
     let run = if args.previous { current - 1 } else { current };
     if run < 0 {
         return Err(if args.previous {
@@ -217,6 +210,7 @@ fn source(pod: &Pod, args: &LogsArgs) -> Result<Source, String> {
         container: status.name.clone(),
         run,
         last_seq: -1,
+        line_start: true,
     })
 }
 
@@ -241,18 +235,19 @@ fn tail_lines(data: &[u8], n: i64) -> Vec<u8> {
     data.to_vec()
 }
 
-fn write_lines(out: &mut impl Write, data: &[u8], prefix: Option<&Source>) {
+/// Writes `data`, prefixing each line with `[pod/NAME/CONTAINER] ` if `prefix`.
+fn write_lines(out: &mut impl Write, data: &[u8], s: &mut Source, prefix: bool) {
     // A closed stdout (e.g. `| head`) ends the output quietly.
-    match prefix {
-        None => {
-            let _ = out.write_all(data);
+    if !prefix {
+        let _ = out.write_all(data);
+        return;
+    }
+    for piece in data.split_inclusive(|&b| b == b'\n') {
+        if s.line_start {
+            let _ = write!(out, "[pod/{}/{}] ", s.pod, s.container);
         }
-        Some(s) => {
-            for line in data.split_inclusive(|&b| b == b'\n') {
-                let _ = write!(out, "[pod/{}/{}] ", s.pod, s.container);
-                let _ = out.write_all(line);
-            }
-        }
+        let _ = out.write_all(piece);
+        s.line_start = piece.ends_with(b"\n");
     }
 }
 
@@ -286,7 +281,7 @@ fn follow(
             let mut stdout = std::io::stdout().lock();
             for (seq, data) in chunks {
                 s.last_seq = seq;
-                write_lines(&mut stdout, &data, args.prefix.then_some(&*s));
+                write_lines(&mut stdout, &data, s, args.prefix);
             }
             let _ = stdout.flush();
             if done || !host_running {

@@ -168,7 +168,7 @@ pub fn table(rows: &[Vec<String>]) -> String {
 }
 
 /// `kubectl get jobs` rows.
-pub fn jobs_table(jobs: &[&Job], wide: bool, now: Timestamp) -> String {
+fn jobs_rows(jobs: &[&Job], wide: bool, now: Timestamp) -> Vec<Vec<String>> {
     let mut head = vec!["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"];
     if wide {
         head.extend(["CONTAINERS", "IMAGES", "SELECTOR"]);
@@ -207,11 +207,11 @@ pub fn jobs_table(jobs: &[&Job], wide: bool, now: Timestamp) -> String {
         }
         rows.push(row);
     }
-    table(&rows)
+    rows
 }
 
 /// `kubectl get pods` rows.
-pub fn pods_table(pods: &[&Pod], wide: bool, now: Timestamp) -> String {
+fn pods_rows(pods: &[&Pod], wide: bool, now: Timestamp) -> Vec<Vec<String>> {
     let mut head = vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"];
     if wide {
         head.extend(["IMAGE", "EXIT CODE"]);
@@ -238,11 +238,11 @@ pub fn pods_table(pods: &[&Pod], wide: bool, now: Timestamp) -> String {
         }
         rows.push(row);
     }
-    table(&rows)
+    rows
 }
 
 /// `kubectl get events` rows.
-pub fn events_table(events: &[&Event], wide: bool, now: Timestamp) -> String {
+fn events_rows(events: &[&Event], wide: bool, now: Timestamp) -> Vec<Vec<String>> {
     let mut head = vec!["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"];
     if wide {
         head = vec![
@@ -275,7 +275,7 @@ pub fn events_table(events: &[&Event], wide: bool, now: Timestamp) -> String {
         }
         rows.push(row);
     }
-    table(&rows)
+    rows
 }
 
 /// An event as the `v1` Event object `kubectl get events -o json` shows.
@@ -319,6 +319,8 @@ pub struct Listing<'a> {
     pub pods: Vec<&'a Pod>,
     /// Events.
     pub events: Vec<&'a Event>,
+    /// Whether tables get a NAMESPACE column (`-A`).
+    pub namespaces: bool,
 }
 
 impl<'a> Listing<'a> {
@@ -328,6 +330,7 @@ impl<'a> Listing<'a> {
             jobs: store.jobs.iter().collect(),
             pods: store.pods.iter().map(|p| &p.pod).collect(),
             events: Vec::new(),
+            namespaces: false,
         }
     }
 
@@ -352,8 +355,8 @@ fn to_value(v: &impl Serialize) -> serde_json::Value {
 
 /// Renders `listing` in `format`. `single`: one object was asked for by name, so JSON and
 /// YAML show it alone rather than in a `List`, as kubectl does.
-pub fn render(
-    listing: &Listing<'_>,
+pub fn render<'a>(
+    listing: &Listing<'a>,
     format: &Format,
     now: Timestamp,
     single: bool,
@@ -362,14 +365,44 @@ pub fn render(
         Format::Table | Format::Wide => {
             let wide = *format == Format::Wide;
             let mut parts = Vec::new();
+            let ns = |rows: Vec<Vec<String>>, namespaces: Vec<&str>| {
+                if !listing.namespaces {
+                    return table(&rows);
+                }
+                let head = std::iter::once("NAMESPACE");
+                let rows: Vec<Vec<String>> = head
+                    .chain(namespaces)
+                    .zip(rows)
+                    .map(|(n, row)| std::iter::once(n.to_string()).chain(row).collect())
+                    .collect();
+                table(&rows)
+            };
+            let of =
+                |m: &'a crate::api::types::ObjectMeta| m.namespace.as_deref().unwrap_or("default");
             if !listing.jobs.is_empty() {
-                parts.push(jobs_table(&listing.jobs, wide, now));
+                let rows = jobs_rows(&listing.jobs, wide, now);
+                parts.push(ns(
+                    rows,
+                    listing.jobs.iter().map(|j| of(&j.metadata)).collect(),
+                ));
             }
             if !listing.pods.is_empty() {
-                parts.push(pods_table(&listing.pods, wide, now));
+                let rows = pods_rows(&listing.pods, wide, now);
+                parts.push(ns(
+                    rows,
+                    listing.pods.iter().map(|p| of(&p.metadata)).collect(),
+                ));
             }
             if !listing.events.is_empty() {
-                parts.push(events_table(&listing.events, wide, now));
+                let rows = events_rows(&listing.events, wide, now);
+                parts.push(ns(
+                    rows,
+                    listing
+                        .events
+                        .iter()
+                        .map(|e| e.namespace.as_str())
+                        .collect(),
+                ));
             }
             parts.join("\n")
         }

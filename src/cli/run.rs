@@ -16,7 +16,7 @@ use crate::controller::backoff::BackoffPolicy;
 use crate::host::{Change, Host, HostConfig, Rejected, Submission};
 use crate::logs::LogStream;
 use crate::runtime::wasm::{WasmOptions, WasmRuntime};
-use crate::store::db::{HostLock, StateDb};
+use crate::store::db::{Batch, HostLock, StateDb};
 
 /// Runs `wasmjob run` and returns how it ended.
 pub fn run(args: RunArgs, state: &StateDir) -> Outcome {
@@ -61,7 +61,7 @@ pub fn run(args: RunArgs, state: &StateDir) -> Outcome {
             };
             let mut db = db;
             for uid in &plan.replace {
-                if let Err(e) = db.delete_job(uid, false) {
+                if let Err(e) = db.delete_job(uid, false, None) {
                     eprintln!("error: {e}");
                     return Outcome::JobFailed;
                 }
@@ -76,10 +76,7 @@ pub fn run(args: RunArgs, state: &StateDir) -> Outcome {
                             c.type_
                         );
                     } else {
-                        let lost = pods.iter().filter(|p| !finished(p)).count();
-                        eprintln!(
-                            "job.batch/{name} resumed ({lost} interrupted pod(s) marked Failed)"
-                        );
+                        eprintln!("{}", resumed_note(&name, &pods));
                     }
                 }
                 host.adopt(sub, stored, pods);
@@ -144,11 +141,7 @@ pub fn resume(args: ResumeArgs, state: &StateDir) -> Outcome {
         host = host.with_state(db);
         for (sub, job, pods) in adopt {
             if !args.options.quiet {
-                let lost = pods.iter().filter(|p| !finished(p)).count();
-                eprintln!(
-                    "job.batch/{} resumed ({lost} interrupted pod(s) marked Failed)",
-                    job.name()
-                );
+                eprintln!("{}", resumed_note(job.name(), &pods));
             }
             host.adopt(sub, job, pods);
         }
@@ -171,8 +164,20 @@ fn block_on(f: impl Future<Output = Outcome>) -> Outcome {
     }
 }
 
-fn finished(pod: &Pod) -> bool {
-    crate::host::pods::is_finished(pod)
+/// What the live view says of a resumed Job.
+fn resumed_note(name: &str, pods: &[Pod]) -> String {
+    let lost = pods
+        .iter()
+        .filter(|p| !crate::host::pods::is_finished(p))
+        .count();
+    if lost == 0 {
+        format!("job.batch/{name} resumed")
+    } else {
+        format!(
+            "job.batch/{name} resumed: {lost} interrupted pod(s) marked Failed (NodeLost); \
+             they count toward backoffLimit, and new pods wait out the back-off"
+        )
+    }
 }
 
 fn new_host(o: &RunOptions) -> Result<Host, Outcome> {
@@ -228,7 +233,21 @@ fn open_state(state: &StateDir) -> Result<(HostLock, StateDb), Outcome> {
     };
     let dir = state.path().map_err(fail)?;
     let lock = HostLock::acquire(&dir).map_err(|e| fail(e.to_string()))?;
-    let db = StateDb::open(&dir).map_err(|e| fail(e.to_string()))?;
+    let mut db = StateDb::open(&dir).map_err(|e| fail(e.to_string()))?;
+    db.clear_requests().map_err(|e| fail(e.to_string()))?;
+    // Orphaned pods that were running on the previous host are lost with it.
+    let mut orphans = db.unfinished_orphans().map_err(|e| fail(e.to_string()))?;
+    if !orphans.is_empty() {
+        let now = jiff::Timestamp::now();
+        orphans
+            .iter_mut()
+            .for_each(|p| crate::host::pods::lost(p, now));
+        let batch = Batch {
+            pods: orphans.iter().collect(),
+            ..Batch::default()
+        };
+        db.commit(&batch).map_err(|e| fail(e.to_string()))?;
+    }
     Ok((lock, db))
 }
 
@@ -371,7 +390,7 @@ async fn drive(mut host: Host, o: &RunOptions) -> Outcome {
     let all_complete = !jobs.is_empty()
         && jobs.iter().all(|j| j.status.condition(COMPLETE).is_some())
         && result.is_ok();
-    if o.output == Format::Table {
+    if o.output == Format::Table && result.is_ok() {
         for j in &jobs {
             if j.status.condition(COMPLETE).is_none() && j.status.condition(FAILED).is_none() {
                 eprintln!(

@@ -1,9 +1,16 @@
 //! Go's `text/tabwriter` as kubectl's describers use it (min width 0, padding 2, spaces):
 //! tab-terminated cells of consecutive lines form a column block padded to its widest cell.
 
+/// More cells than this on a line are not aligned (the describers use at most five); it bounds
+/// the recursion whatever the text holds.
+const MAX_CELLS: usize = 8;
+
 /// Aligns `text`, whose cells are separated by `\t`.
 pub fn align(text: &str) -> String {
-    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.splitn(MAX_CELLS, '\t').collect())
+        .collect();
     let mut out = String::new();
     let mut widths = Vec::new();
     format(&lines, &mut widths, 0, lines.len(), &mut out);
@@ -64,6 +71,12 @@ fn emit(lines: &[Vec<&str>], widths: &[usize], from: usize, to: usize, out: &mut
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn many_tabs_neither_recurse_deeply_nor_vanish() {
+        let text = format!("Key:\t{}end\n", "\t".repeat(100_000));
+        assert!(align(&text).ends_with("end\n"));
+    }
 
     #[test]
     fn aligns_blocks_like_kubectl_describe() {

@@ -25,7 +25,7 @@ use crate::controller::job::{ActivePod, Observed, Plan, reconcile};
 use crate::kubelet::{PodRun, PodUpdate, run_pod};
 use crate::logs::{DEFAULT_LOG_LIMIT, LogStream};
 use crate::runtime::{PodExit, PodIdentity, PodRuntime, PreparedPod};
-use crate::store::db::{Batch, JobSource, LogChunk, StateDb, StoreError, manifest_hash};
+use crate::store::db::{Batch, JobSource, LogChunk, Request, StateDb, StoreError, manifest_hash};
 use crate::store::{Event, PodEntry, Store};
 
 pub mod pods;
@@ -859,66 +859,70 @@ impl Host {
         };
         for req in requests {
             if req.verb == "delete" && req.kind == "Job" {
-                self.delete_job(&req.namespace, &req.name, req.option == "orphan", on_change);
+                self.delete_job(&req, on_change);
+            } else if req.verb == "delete" && req.kind == "Pod" {
+                self.delete_pod(&req);
+            } else {
+                self.done_requests.push(req.id);
             }
-            self.done_requests.push(req.id);
+        }
+    }
+
+    /// `wasmjob delete pod` of a pod no running Job owns: stops it if it still runs here.
+    fn delete_pod(&mut self, req: &Request) {
+        self.commit(false);
+        if let Some(p) = self
+            .store
+            .pods
+            .iter()
+            .position(|e| e.pod.metadata.uid.as_deref() == Some(req.uid.as_str()))
+        {
+            self.store.pods[p].pod.metadata.deletion_timestamp = Some(self.clock.now());
+            self.deleted.insert(req.uid.clone());
+            self.kill(p, "Deleted");
+        }
+        let Some(db) = self.db.as_mut() else { return };
+        if let Err(e) = db.delete_pod(&req.uid, Some(req.id)) {
+            self.store_error.get_or_insert(e);
         }
     }
 
     /// `wasmjob delete job` while this host runs: terminates the Job's pods (unless orphaned)
-    /// and removes it from the store; nothing of it is written again.
-    fn delete_job(
-        &mut self,
-        namespace: &str,
-        name: &str,
-        orphan: bool,
-        on_change: &mut impl FnMut(&Change),
-    ) {
+    /// and removes it from the store, with the request, in one transaction; nothing of it is
+    /// written again.
+    fn delete_job(&mut self, req: &Request, on_change: &mut impl FnMut(&Change)) {
+        let orphan = req.option == "orphan";
         // Commit first so that the deletion sees every pod this host created.
         self.commit(false);
-        let found = self.store.jobs.iter().position(|j| {
-            j.name() == name && j.metadata.namespace.as_deref().unwrap_or("default") == namespace
-        });
+        let found = self.store.jobs.iter().position(|j| j.uid() == req.uid);
         let now = self.clock.now();
-        let uid = match found {
-            Some(j) if !self.jobs[j].deleted => {
-                let state = &mut self.jobs[j];
-                state.deleted = true;
-                state.requeue_at = None;
-                self.store.jobs[j].metadata.deletion_timestamp = Some(now);
-                self.deleted.insert(self.store.jobs[j].uid().to_string());
-                let pods: Vec<usize> = (0..self.store.pods.len())
-                    .filter(|&p| self.store.pods[p].job == j)
-                    .collect();
-                for p in pods {
-                    let meta = &mut self.store.pods[p].pod.metadata;
-                    if orphan {
-                        // Orphans keep running and are saved as pods without an owner.
-                        meta.owner_references.clear();
-                        self.touch_pod(p);
-                    } else {
-                        meta.deletion_timestamp = Some(now);
-                        self.deleted.insert(meta.uid.clone().unwrap_or_default());
-                        self.kill(p, "Deleted");
-                    }
+        if let Some(j) = found.filter(|&j| !self.jobs[j].deleted) {
+            let state = &mut self.jobs[j];
+            state.deleted = true;
+            state.requeue_at = None;
+            self.store.jobs[j].metadata.deletion_timestamp = Some(now);
+            self.deleted.insert(req.uid.clone());
+            let pods: Vec<usize> = (0..self.store.pods.len())
+                .filter(|&p| self.store.pods[p].job == j)
+                .collect();
+            for p in pods {
+                let meta = &mut self.store.pods[p].pod.metadata;
+                if orphan {
+                    // Orphans keep running and are saved as pods without an owner.
+                    meta.owner_references.clear();
+                    self.touch_pod(p);
+                } else {
+                    meta.deletion_timestamp = Some(now);
+                    self.deleted.insert(meta.uid.clone().unwrap_or_default());
+                    self.kill(p, "Deleted");
                 }
-                on_change(&Change::JobDeleted { name: name.into() });
-                Some(self.store.jobs[j].uid().to_string())
             }
-            _ => None,
-        };
+            on_change(&Change::JobDeleted {
+                name: req.name.clone(),
+            });
+        }
         let Some(db) = self.db.as_mut() else { return };
-        let uid = match uid {
-            Some(uid) => Some(uid),
-            None => db
-                .get::<Job>("Job", namespace, name)
-                .ok()
-                .flatten()
-                .map(|j| j.uid().to_string()),
-        };
-        if let Some(uid) = uid
-            && let Err(e) = db.delete_job(&uid, orphan)
-        {
+        if let Err(e) = db.delete_job(&req.uid, orphan, Some(req.id)) {
             self.store_error.get_or_insert(e);
         }
     }

@@ -136,6 +136,22 @@ pub fn lost(pod: &mut Pod, at: Timestamp) {
     });
 }
 
+/// How many times the container has run: its restarts, plus the current run unless it is
+/// waiting to (re)start or was stopped while waiting in back-off (then the kubelet reports
+/// the last run's start again, and the restart counted never began).
+pub fn runs(cs: &ContainerStatus) -> i32 {
+    let started = cs.state.running.is_some() || cs.state.terminated.is_some();
+    let stopped_in_backoff = matches!(
+        (&cs.state.terminated, &cs.last_state.terminated),
+        (Some(t), Some(l)) if t.started_at == l.started_at
+    );
+    if started && !stopped_in_backoff {
+        cs.restart_count.saturating_add(1)
+    } else {
+        cs.restart_count.max(0)
+    }
+}
+
 /// Whether the pod has finished.
 pub fn is_finished(pod: &Pod) -> bool {
     matches!(pod.status.phase.as_str(), "Succeeded" | "Failed")

@@ -77,6 +77,7 @@ CREATE TABLE requests (
     kind      TEXT NOT NULL,
     namespace TEXT NOT NULL,
     name      TEXT NOT NULL,
+    uid       TEXT NOT NULL,
     option    TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -124,6 +125,9 @@ pub enum StoreError {
         /// SQLite's error.
         source: rusqlite::Error,
     },
+    /// The database holds no schema yet (a host died while creating it).
+    #[error("the state database is empty")]
+    Empty,
     /// A stored object could not be decoded.
     #[error("state store {}: {kind} {name:?} is unreadable: {message}", dir.display())]
     Corrupt {
@@ -203,6 +207,9 @@ pub struct Request {
     pub namespace: String,
     /// Object name.
     pub name: String,
+    /// The uid of the object the request is about: a later object of the same name is
+    /// never touched.
+    pub uid: String,
     /// Verb option, e.g. `orphan` for `delete --cascade=orphan`.
     pub option: String,
 }
@@ -263,7 +270,11 @@ impl StateDb {
         }
         // Read-write so that WAL recovery can run; views never write objects.
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        Self::open_with(dir, flags, false).map(Some)
+        match Self::open_with(dir, flags, false) {
+            Ok(db) => Ok(Some(db)),
+            Err(StoreError::Empty) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     fn open_with(dir: &Path, flags: OpenFlags, create: bool) -> Result<StateDb, StoreError> {
@@ -299,7 +310,8 @@ impl StateDb {
                 return Err(foreign("a SQLite database of another program".into()));
             }
             if !create {
-                return Err(foreign("empty database".into()));
+                // A host that died while creating the database: nothing was recorded.
+                return Err(StoreError::Empty);
             }
             db.init()?;
         } else if app_id != APPLICATION_ID {
@@ -312,13 +324,13 @@ impl StateDb {
             )));
         }
         if create {
-            // WAL lets views read while the host writes; NORMAL sync survives a killed process
-            // (a power cut may lose the last commits, never consistency).
+            // WAL lets views read while the host writes. FULL sync makes each commit durable
+            // before the pods it records start, so even a power cut loses nothing recorded.
             db.conn
                 .pragma_update(None, "journal_mode", "WAL")
                 .map_err(|e| foreign(e.to_string()))?;
             db.conn
-                .pragma_update(None, "synchronous", "NORMAL")
+                .pragma_update(None, "synchronous", "FULL")
                 .map_err(|e| foreign(e.to_string()))?;
         }
         Ok(db)
@@ -451,8 +463,8 @@ impl StateDb {
                     e.reason,
                     e.message,
                     e.source,
-                    e.first_time.to_string(),
-                    e.time.to_string(),
+                    sortable(e.first_time),
+                    sortable(e.time),
                     e.count
                 ])
                 .map_err(sql)?;
@@ -736,19 +748,21 @@ impl StateDb {
         rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
     }
 
-    /// Queues a request for the running host.
+    /// Queues a request about object `uid` for the running host.
     pub fn request(
         &mut self,
         verb: &str,
         kind: &str,
         namespace: &str,
         name: &str,
+        uid: &str,
         option: &str,
     ) -> Result<i64, StoreError> {
         self.conn
             .execute(
-                "INSERT INTO requests (verb, kind, namespace, name, option) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![verb, kind, namespace, name, option],
+                "INSERT INTO requests (verb, kind, namespace, name, uid, option)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![verb, kind, namespace, name, uid, option],
             )
             .map_err(|e| self.sql(e))?;
         Ok(self.conn.last_insert_rowid())
@@ -761,6 +775,15 @@ impl StateDb {
             .prepare_cached("SELECT 1 FROM requests WHERE id = ?1")
             .map_err(|e| self.sql(e))?;
         stmt.exists([id]).map_err(|e| self.sql(e))
+    }
+
+    /// Drops every request: a host that starts owns the directory, and requests left from
+    /// before were addressed to a host that is gone.
+    pub fn clear_requests(&mut self) -> Result<(), StoreError> {
+        self.conn
+            .execute("DELETE FROM requests", [])
+            .map(|_| ())
+            .map_err(|e| self.sql(e))
     }
 
     /// Withdraws request `id`.
@@ -776,7 +799,7 @@ impl StateDb {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT id, verb, kind, namespace, name, option FROM requests ORDER BY id",
+                "SELECT id, verb, kind, namespace, name, uid, option FROM requests ORDER BY id",
             )
             .map_err(|e| self.sql(e))?;
         let rows = stmt
@@ -787,16 +810,57 @@ impl StateDb {
                     kind: r.get(2)?,
                     namespace: r.get(3)?,
                     name: r.get(4)?,
-                    option: r.get(5)?,
+                    uid: r.get(5)?,
+                    option: r.get(6)?,
                 })
             })
             .map_err(|e| self.sql(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
     }
 
+    /// Deletes pod `uid` with its events and logs (and the request that asked, if any).
+    pub fn delete_pod(&mut self, uid: &str, request: Option<i64>) -> Result<(), StoreError> {
+        let dir = self.dir.clone();
+        let sql = |source| StoreError::Sql {
+            dir: dir.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        tx.execute("UPDATE meta SET value = value + 1 WHERE key = 'rv'", [])
+            .map_err(sql)?;
+        for stmt in [
+            "DELETE FROM logs WHERE pod_uid = ?1",
+            "DELETE FROM events WHERE object_uid = ?1",
+            "DELETE FROM objects WHERE uid = ?1",
+        ] {
+            tx.execute(stmt, [uid]).map_err(sql)?;
+        }
+        if let Some(id) = request {
+            tx.execute("DELETE FROM requests WHERE id = ?1", [id])
+                .map_err(sql)?;
+        }
+        tx.commit().map_err(sql)
+    }
+
+    /// Unfinished pods that no Job owns (orphaned by `delete --cascade=orphan`): when a host
+    /// starts, nothing runs them any more.
+    pub fn unfinished_orphans(&self) -> Result<Vec<Pod>, StoreError> {
+        self.query_objects(
+            "SELECT kind, name, body FROM objects
+             WHERE kind = 'Pod' AND finished = 0 AND owner IS NULL ORDER BY rowid",
+            [],
+        )
+    }
+
     /// Deletes Job `uid` with its events and source; its pods (with their logs and events)
-    /// too unless `orphan`, in which case they lose their owner reference and stay.
-    pub fn delete_job(&mut self, uid: &str, orphan: bool) -> Result<Deleted, StoreError> {
+    /// too unless `orphan`, in which case they lose their owner reference and stay. The
+    /// request that asked for it, if any, is removed in the same transaction.
+    pub fn delete_job(
+        &mut self,
+        uid: &str,
+        orphan: bool,
+        request: Option<i64>,
+    ) -> Result<Deleted, StoreError> {
         let dir = self.dir.clone();
         let sql = |source| StoreError::Sql {
             dir: dir.clone(),
@@ -836,12 +900,21 @@ impl StateDb {
             .map_err(sql)?;
         tx.execute("DELETE FROM job_sources WHERE uid = ?1", [uid])
             .map_err(sql)?;
+        if let Some(id) = request {
+            tx.execute("DELETE FROM requests WHERE id = ?1", [id])
+                .map_err(sql)?;
+        }
         deleted.objects += tx
             .execute("DELETE FROM objects WHERE uid = ?1", [uid])
             .map_err(sql)?;
         tx.commit().map_err(sql)?;
         Ok(deleted)
     }
+}
+
+/// RFC 3339 with nanoseconds always written, so that text order is time order.
+fn sortable(t: Timestamp) -> String {
+    format!("{t:.9}")
 }
 
 fn namespace(ns: &Option<String>) -> &str {
@@ -910,5 +983,44 @@ impl HostLock {
                 Some(pid.trim().to_string())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_times_sort_as_text_in_time_order() {
+        let t = |s: &str| s.parse::<Timestamp>().unwrap();
+        let times = [
+            "2026-01-01T00:00:56Z",
+            "2026-01-01T00:00:56.1Z",
+            "2026-01-01T00:00:56.5Z",
+            "2026-01-01T00:00:56.51Z",
+        ];
+        let texts: Vec<String> = times.iter().map(|s| sortable(t(s))).collect();
+        let mut sorted = texts.clone();
+        sorted.sort();
+        assert_eq!(texts, sorted);
+        assert_eq!(texts[0], "2026-01-01T00:00:56.000000000Z");
+        assert_eq!(texts[0].parse::<Timestamp>().unwrap(), t(times[0]));
+    }
+
+    #[test]
+    fn requests_name_the_uid_and_go_with_the_deletion() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = StateDb::open(dir.path()).unwrap();
+        let id = db
+            .request("delete", "Job", "default", "pi", "uid-1", "")
+            .unwrap();
+        assert!(db.request_pending(id).unwrap());
+        assert_eq!(db.requests().unwrap()[0].uid, "uid-1");
+        db.delete_job("uid-1", false, Some(id)).unwrap();
+        assert!(!db.request_pending(id).unwrap());
+        db.request("delete", "Job", "default", "pi", "uid-2", "")
+            .unwrap();
+        db.clear_requests().unwrap();
+        assert!(db.requests().unwrap().is_empty());
     }
 }

@@ -624,3 +624,135 @@ fn ephemeral_runs_keep_nothing() {
         "No resources found in default namespace.\n"
     );
 }
+
+#[test]
+fn a_left_over_request_never_touches_a_later_job_of_the_same_name() {
+    let s = Session::new();
+    let job = s.write(
+        "job.yaml",
+        &testbed_job("again", "", "restartPolicy: Never", "", &["echo", "x"]),
+    );
+    assert_eq!(s.run(&["run", &job, "-q"]).code, 0);
+    // A deletion asked of a host that died before serving it, about an older "again".
+    let mut db = wasmjob::store::db::StateDb::open(s.state.path()).unwrap();
+    db.request(
+        "delete",
+        "Job",
+        "default",
+        "again",
+        "uid-of-an-older-job",
+        "",
+    )
+    .unwrap();
+    drop(db);
+    let out = s.run(&["run", &job, "--replace"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.stderr.contains("deleted"), "{}", out.stderr);
+    assert_eq!(s.items("jobs").len(), 1);
+}
+
+#[test]
+fn logs_of_a_pod_stopped_in_back_off_show_its_last_run() {
+    let s = Session::new();
+    let job = testbed_job(
+        "crashy",
+        "backoffLimit: 2",
+        "restartPolicy: OnFailure\nvolumes: [{name: data, emptyDir: {}}]",
+        "volumeMounts: [{name: data, mountPath: /data}]",
+        &["fail-until", "/data/count", "10"],
+    );
+    let path = s.write("job.yaml", &job);
+    let out = s.run(&["run", &path, "-q", "--backoff-base", "5ms"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let pod = s.items("pods")[0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        s.run(&["logs", &pod]).stdout,
+        "attempt 2 of fail-until 10: failing\n"
+    );
+    assert_eq!(
+        s.run(&["logs", &pod, "-p"]).stdout,
+        "attempt 1 of fail-until 10: failing\n"
+    );
+}
+
+#[test]
+fn orphaned_pods_are_lost_with_their_host_and_can_be_deleted() {
+    let s = Session::new();
+    let job = s.write(
+        "job.yaml",
+        &testbed_job(
+            "spinner",
+            "parallelism: 2\ncompletions: 2",
+            "restartPolicy: Never",
+            "",
+            &["spin"],
+        ),
+    );
+    let mut host = s.spawn(&["run", &job, "-q"]);
+    s.wait_for("two running pods", |s| {
+        s.items("pods")
+            .iter()
+            .filter(|p| p["status"]["phase"] == "Running")
+            .count()
+            == 2
+    });
+    let del = s.run(&["delete", "job", "spinner", "--cascade=orphan"]);
+    assert_eq!(del.code, 0, "{}", del.stderr);
+    let pods = s.items("pods");
+    assert_eq!(pods.len(), 2, "orphans stay");
+    assert!(
+        pods.iter()
+            .all(|p| p["metadata"]["ownerReferences"].is_null())
+    );
+    host.kill().unwrap();
+    let _ = host.wait();
+    let other = s.write(
+        "other.yaml",
+        &testbed_job("other", "", "restartPolicy: Never", "", &["echo", "x"]),
+    );
+    assert_eq!(s.run(&["run", &other, "-q"]).code, 0);
+    let orphans: Vec<Value> = s
+        .items("pods")
+        .into_iter()
+        .filter(|p| {
+            p["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("spinner-")
+        })
+        .collect();
+    assert_eq!(orphans.len(), 2);
+    for p in &orphans {
+        assert_eq!(p["status"]["reason"], "NodeLost", "{p}");
+        let name = p["metadata"]["name"].as_str().unwrap();
+        let out = s.run(&["delete", "pod", name]);
+        assert_eq!(
+            out.stdout,
+            format!("pod {name:?} deleted\n"),
+            "{}",
+            out.stderr
+        );
+    }
+    let cron = s.run(&["delete", "cronjob", "other"]);
+    assert_eq!(cron.code, 1);
+    assert!(
+        cron.stderr.contains("cronjobs.batch \"other\" not found"),
+        "{}",
+        cron.stderr
+    );
+    assert_eq!(s.items("jobs").len(), 1, "the Job named other is untouched");
+    let all = s.run(&["get", "jobs", "-A"]);
+    assert!(
+        all.stdout.starts_with("NAMESPACE   NAME    STATUS"),
+        "{}",
+        all.stdout
+    );
+    assert!(
+        all.stdout.contains("\ndefault     other   Complete"),
+        "{}",
+        all.stdout
+    );
+}
