@@ -300,7 +300,7 @@ spec:
     fn reports_every_error_with_its_field_path() {
         let bad = PI
             .replace("restartPolicy: Never", "restartPolicy: Always")
-            .replace("backoffLimit: 4", "backoffLimit: 4\n  parallelism: -1\n  activeDeadlineSeconds: 0\n  ttlSecondsAfterFinished: 5")
+            .replace("backoffLimit: 4", "backoffLimit: 4\n  parallelism: -1\n  activeDeadlineSeconds: 0\n  ttlSecondsAfterFinished: -5")
             .replace("name: pi\nspec", "name: Pi\nspec");
         let (jobs, errs) = parse(&bad);
         assert!(jobs.is_empty());
@@ -310,7 +310,7 @@ spec:
             "spec.template.spec.restartPolicy: Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\"",
             "metadata.name: Invalid value: \"Pi\": a lowercase RFC 1123 subdomain",
             "spec.activeDeadlineSeconds: Invalid value: 0: must be greater than or equal to 1",
-            "spec.ttlSecondsAfterFinished: Forbidden: not supported by wasmjob",
+            "spec.ttlSecondsAfterFinished: Invalid value: -5: must be greater than or equal to 0",
         ] {
             assert!(msg.contains(want), "missing {want:?} in {msg}");
         }

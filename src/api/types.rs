@@ -115,6 +115,9 @@ pub struct JobSpec {
     /// Seconds from startTime after which the Job fails with DeadlineExceeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub active_deadline_seconds: Option<i64>,
+    /// Seconds after the Job finishes before it is deleted with its pods (TTL controller).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds_after_finished: Option<i32>,
     /// Failures tolerated before the Job fails with BackoffLimitExceeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff_limit: Option<i32>,

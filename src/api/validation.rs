@@ -144,6 +144,11 @@ fn validate_spec(spec: &JobSpec, path: &Path, errs: &mut ErrorList) {
         &path.child("backoffLimit"),
         errs,
     );
+    non_negative(
+        spec.ttl_seconds_after_finished.map(i64::from),
+        &path.child("ttlSecondsAfterFinished"),
+        errs,
+    );
     if let Some(ads) = spec.active_deadline_seconds
         && ads <= 0
     {

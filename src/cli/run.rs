@@ -235,6 +235,8 @@ fn open_state(state: &StateDir) -> Result<(HostLock, StateDb), Outcome> {
     let lock = HostLock::acquire(&dir).map_err(|e| fail(e.to_string()))?;
     let mut db = StateDb::open(&dir).map_err(|e| fail(e.to_string()))?;
     db.clear_requests().map_err(|e| fail(e.to_string()))?;
+    db.collect_expired(jiff::Timestamp::now())
+        .map_err(|e| fail(e.to_string()))?;
     // Orphaned pods that were running on the previous host are lost with it.
     let mut orphans = db.unfinished_orphans().map_err(|e| fail(e.to_string()))?;
     if !orphans.is_empty() {
@@ -387,8 +389,12 @@ async fn drive(mut host: Host, o: &RunOptions) -> Outcome {
     // A closed stdout (e.g. `| head`) is not an error of the Jobs.
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
-    let all_complete = !jobs.is_empty()
-        && jobs.iter().all(|j| j.status.condition(COMPLETE).is_some())
+    // Jobs the TTL controller deleted still count as they ended; deleted ones did not complete.
+    let all_complete = !store.jobs.is_empty()
+        && store
+            .jobs
+            .iter()
+            .all(|j| j.status.condition(COMPLETE).is_some())
         && result.is_ok();
     if o.output == Format::Table && result.is_ok() {
         for j in &jobs {

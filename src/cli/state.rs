@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::store::db::StateDb;
+use crate::store::db::{HostLock, StateDb};
 
 /// The state directory chosen by `--state-dir`, `WASMJOB_STATE_DIR` or the XDG default.
 pub struct StateDir {
@@ -31,10 +31,20 @@ impl StateDir {
         Err("no state directory: set --state-dir or WASMJOB_STATE_DIR (or HOME)".into())
     }
 
-    /// Opens the database for a view; `None` when nothing was ever recorded there.
+    /// Opens the database for a view; `None` when nothing was ever recorded there. Where no
+    /// host runs, Jobs past their `ttlSecondsAfterFinished` are collected first, so views
+    /// never show what the TTL controller would have deleted.
     pub fn read(&self) -> Result<Option<StateDb>, String> {
         let dir = self.path()?;
-        StateDb::open_existing(&dir).map_err(|e| e.to_string())
+        let mut db = StateDb::open_existing(&dir).map_err(|e| e.to_string())?;
+        if let Some(db) = db.as_mut()
+            && HostLock::holder(&dir).is_none()
+            && let Ok(_lock) = HostLock::acquire(&dir)
+        {
+            db.collect_expired(jiff::Timestamp::now())
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(db)
     }
 }
 

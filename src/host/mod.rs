@@ -396,6 +396,7 @@ impl Host {
                     }
                     if !shutting_down {
                         self.serve_requests(&mut on_change);
+                        self.collect_expired(&mut on_change);
                     }
                 }
                 () = &mut shutdown, if !shutting_down => {
@@ -859,7 +860,13 @@ impl Host {
         };
         for req in requests {
             if req.verb == "delete" && req.kind == "Job" {
-                self.delete_job(&req, on_change);
+                self.delete_job(
+                    &req.uid,
+                    &req.name,
+                    req.option == "orphan",
+                    Some(req.id),
+                    on_change,
+                );
             } else if req.verb == "delete" && req.kind == "Pod" {
                 self.delete_pod(&req);
             } else {
@@ -887,21 +894,42 @@ impl Host {
         }
     }
 
-    /// `wasmjob delete job` while this host runs: terminates the Job's pods (unless orphaned)
-    /// and removes it from the store, with the request, in one transaction; nothing of it is
-    /// written again.
-    fn delete_job(&mut self, req: &Request, on_change: &mut impl FnMut(&Change)) {
-        let orphan = req.option == "orphan";
+    /// Deletes the Jobs whose `ttlSecondsAfterFinished` has run out, with their pods.
+    fn collect_expired(&mut self, on_change: &mut impl FnMut(&Change)) {
+        let Some(db) = self.db.as_ref() else { return };
+        match db.expired_jobs(self.clock.now()) {
+            Ok(expired) => {
+                for (uid, name) in expired {
+                    self.delete_job(&uid, &name, false, None, on_change);
+                }
+            }
+            Err(e) => {
+                self.store_error.get_or_insert(e);
+            }
+        }
+    }
+
+    /// `wasmjob delete job` (request `request`) or the TTL controller while this host runs:
+    /// terminates the Job's pods (unless orphaned) and removes it from the store, with the
+    /// request, in one transaction; nothing of it is written again.
+    fn delete_job(
+        &mut self,
+        uid: &str,
+        name: &str,
+        orphan: bool,
+        request: Option<i64>,
+        on_change: &mut impl FnMut(&Change),
+    ) {
         // Commit first so that the deletion sees every pod this host created.
         self.commit(false);
-        let found = self.store.jobs.iter().position(|j| j.uid() == req.uid);
+        let found = self.store.jobs.iter().position(|j| j.uid() == uid);
         let now = self.clock.now();
         if let Some(j) = found.filter(|&j| !self.jobs[j].deleted) {
             let state = &mut self.jobs[j];
             state.deleted = true;
             state.requeue_at = None;
             self.store.jobs[j].metadata.deletion_timestamp = Some(now);
-            self.deleted.insert(req.uid.clone());
+            self.deleted.insert(uid.to_string());
             let pods: Vec<usize> = (0..self.store.pods.len())
                 .filter(|&p| self.store.pods[p].job == j)
                 .collect();
@@ -917,12 +945,10 @@ impl Host {
                     self.kill(p, "Deleted");
                 }
             }
-            on_change(&Change::JobDeleted {
-                name: req.name.clone(),
-            });
+            on_change(&Change::JobDeleted { name: name.into() });
         }
         let Some(db) = self.db.as_mut() else { return };
-        if let Err(e) = db.delete_job(&req.uid, orphan, Some(req.id)) {
+        if let Err(e) = db.delete_job(uid, orphan, request) {
             self.store_error.get_or_insert(e);
         }
     }

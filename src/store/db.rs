@@ -37,11 +37,13 @@ CREATE TABLE objects (
     owner     TEXT,
     rv        INTEGER NOT NULL,
     finished  INTEGER NOT NULL DEFAULT 0,
+    expires   INTEGER,
     body      TEXT NOT NULL
 );
 CREATE UNIQUE INDEX objects_by_name ON objects(kind, namespace, name);
 CREATE INDEX objects_by_owner ON objects(owner);
 CREATE INDEX objects_by_rv ON objects(rv);
+CREATE INDEX objects_by_expiry ON objects(expires) WHERE expires IS NOT NULL;
 CREATE TABLE job_sources (
     uid       TEXT PRIMARY KEY,
     source    TEXT NOT NULL,
@@ -386,11 +388,12 @@ impl StateDb {
         {
             let mut put = tx
                 .prepare_cached(
-                    "INSERT INTO objects (uid, kind, namespace, name, owner, rv, finished, body)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                    "INSERT INTO objects (uid, kind, namespace, name, owner, rv, finished, body,
+                        expires)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                      ON CONFLICT (uid) DO UPDATE SET rv = excluded.rv,
                         finished = excluded.finished, body = excluded.body,
-                        owner = excluded.owner",
+                        owner = excluded.owner, expires = excluded.expires",
                 )
                 .map_err(sql)?;
             for job in &batch.jobs {
@@ -403,7 +406,8 @@ impl StateDb {
                     Option::<String>::None,
                     rv,
                     finished,
-                    to_json(job)
+                    to_json(job),
+                    crate::controller::ttl::expiry(job).map(|t| t.as_microsecond())
                 ])
                 .map_err(sql)?;
             }
@@ -423,7 +427,8 @@ impl StateDb {
                     owner,
                     rv,
                     finished,
-                    to_json(pod)
+                    to_json(pod),
+                    Option::<i64>::None
                 ])
                 .map_err(sql)?;
             }
@@ -570,6 +575,30 @@ impl StateDb {
              ORDER BY rowid",
             [],
         )
+    }
+
+    /// `(uid, name)` of the Jobs whose `ttlSecondsAfterFinished` has run out at `now`.
+    pub fn expired_jobs(&self, now: Timestamp) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT uid, name FROM objects WHERE kind = 'Job' AND expires <= ?1 ORDER BY expires",
+            )
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map([now.as_microsecond()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// The TTL controller's work where no host runs it: deletes every expired Job with its
+    /// pods and logs. The caller holds the directory's lock.
+    pub fn collect_expired(&mut self, now: Timestamp) -> Result<usize, StoreError> {
+        let expired = self.expired_jobs(now)?;
+        for (uid, _) in &expired {
+            self.delete_job(uid, false, None)?;
+        }
+        Ok(expired.len())
     }
 
     /// Every unfinished Job with its pods and source, oldest first: what a resume takes over.

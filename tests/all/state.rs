@@ -756,3 +756,93 @@ fn orphaned_pods_are_lost_with_their_host_and_can_be_deleted() {
         all.stdout
     );
 }
+
+#[test]
+fn ttl_after_finished_deletes_jobs_with_their_pods_and_logs() {
+    let s = Session::new();
+    let quick = testbed_job(
+        "quick",
+        "ttlSecondsAfterFinished: 0",
+        "restartPolicy: Never",
+        "",
+        &["echo", "x"],
+    );
+    let kept = testbed_job(
+        "kept",
+        "ttlSecondsAfterFinished: 3600",
+        "restartPolicy: Never",
+        "",
+        &["echo", "y"],
+    );
+    let slow = testbed_job("slow", "", "restartPolicy: Never", "", &["sleep", "1200"]);
+    let path = s.write("jobs.yaml", &format!("{quick}---\n{kept}---\n{slow}"));
+    let out = s.run(&["run", &path]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // The host deleted `quick` while `slow` still ran; `kept` has an hour to go.
+    assert!(
+        out.stderr.contains("job.batch/quick deleted"),
+        "{}",
+        out.stderr
+    );
+    let names = s.run(&["get", "jobs", "-o", "name"]).stdout;
+    assert_eq!(names, "job.batch/kept\njob.batch/slow\n");
+    let pods = s.run(&["get", "pods", "-o", "name"]).stdout;
+    assert!(!pods.contains("pod/quick-"), "{pods}");
+
+    // Where no host runs, the next command that looks collects what expired.
+    let alone = s.write(
+        "alone.yaml",
+        &testbed_job(
+            "alone",
+            "ttlSecondsAfterFinished: 0",
+            "restartPolicy: Never",
+            "",
+            &["echo", "z"],
+        ),
+    );
+    let out = s.run(&["run", &alone, "-o", "name"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("job.batch/alone"),
+        "the run still reports how it ended"
+    );
+    let names = s.run(&["get", "jobs", "-o", "name"]).stdout;
+    assert!(!names.contains("alone"), "{names}");
+    let db = wasmjob::store::db::StateDb::open_existing(s.state.path())
+        .unwrap()
+        .unwrap();
+    let left: Vec<Value> = db.list("Pod", None).unwrap();
+    assert!(left.iter().all(|p| {
+        !p["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("alone-")
+    }));
+}
+
+#[test]
+fn ttl_example_validates() {
+    let bad = testbed_job(
+        "neg",
+        "ttlSecondsAfterFinished: -1",
+        "restartPolicy: Never",
+        "",
+        &["echo"],
+    );
+    let s = Session::new();
+    let out = s.run(&["run", &s.write("neg.yaml", &bad)]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains(
+            "spec.ttlSecondsAfterFinished: Invalid value: -1: must be greater than or equal to 0"
+        ),
+        "{}",
+        out.stderr
+    );
+    let ok = s.run(&[
+        "run",
+        examples().join("pi-with-ttl.yaml").to_str().unwrap(),
+        "--dry-run",
+    ]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+}
