@@ -6,7 +6,9 @@ use std::path::Path;
 use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip1";
-const GUESTS: &[&str] = &["pi", "testbed"];
+const GUESTS: &[&str] = &["pi", "queue-consumer", "testbed"];
+/// Guest libraries: a change rebuilds the guests too.
+const GUEST_LIBS: &[&str] = &["queue"];
 
 fn main() {
     let root = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
@@ -14,6 +16,10 @@ fn main() {
     println!("cargo:rerun-if-env-changed=WASMJOB_SKIP_GUESTS");
     println!("cargo:rerun-if-changed=guests/Cargo.toml");
     println!("cargo:rerun-if-changed=guests/Cargo.lock");
+    for lib in GUEST_LIBS {
+        println!("cargo:rerun-if-changed=guests/{lib}/Cargo.toml");
+        println!("cargo:rerun-if-changed=guests/{lib}/src");
+    }
     for g in GUESTS {
         println!("cargo:rerun-if-changed=guests/{g}/Cargo.toml");
         println!("cargo:rerun-if-changed=guests/{g}/src");

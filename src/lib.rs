@@ -11,5 +11,6 @@ pub mod controller;
 pub mod host;
 pub mod kubelet;
 pub mod logs;
+pub mod queue;
 pub mod runtime;
 pub mod store;

@@ -5,8 +5,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use sha2::{Digest, Sha256};
+
 use super::defaults::default_job;
-use super::field::ErrorList;
+use super::field::{ErrorList, FieldError, Path as FieldPath};
+use super::names::{is_dns1123_subdomain_shape, is_queue_name};
 use super::types::Job;
 use super::validation::validate_job;
 
@@ -19,6 +22,35 @@ pub struct JobManifest {
     pub source: String,
     /// The manifest's directory: relative `image` and `hostPath` paths start here.
     pub base_dir: PathBuf,
+}
+
+/// The annotation that makes a ConfigMap seed a work queue: its value names the queue and
+/// `data.items` holds the items, one per line.
+pub const SEED_QUEUE_ANNOTATION: &str = "wasmjob.dev/seed-queue";
+
+/// A ConfigMap that seeds a work queue when its manifest is first run, so that an example is
+/// self-contained and still valid Kubernetes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSeed {
+    /// `namespace/name` of the ConfigMap: a queue is seeded once per source and content.
+    pub source: String,
+    /// The queue.
+    pub queue: String,
+    /// The items, in order.
+    pub items: Vec<String>,
+    /// Content hash (queue and items).
+    pub hash: String,
+    /// Where it came from, e.g. `job-wq-1.yaml#1`.
+    pub file: String,
+}
+
+/// Everything a set of manifests holds.
+#[derive(Debug, Clone, Default)]
+pub struct Manifests {
+    /// Jobs, defaulted and validated.
+    pub jobs: Vec<JobManifest>,
+    /// Work-queue seeds.
+    pub seeds: Vec<QueueSeed>,
 }
 
 /// Why a manifest could not be used.
@@ -79,7 +111,31 @@ impl fmt::Display for Invalid<'_> {
 /// Reads every Job from the given files and directories (`.yaml`, `.yml`, `.json` files of a
 /// directory, in name order). Returns all Jobs, or every error found in any of them.
 pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<JobManifest>, Vec<ManifestError>> {
+    load_manifests(paths).map(|m| m.jobs)
+}
+
+/// Reads every Job and queue seed from the given files and directories, or every error.
+pub fn load_manifests(paths: &[PathBuf]) -> Result<Manifests, Vec<ManifestError>> {
+    load_expanded(paths, None)
+}
+
+/// A template variable and its values: each file is read once per value, with `$NAME`
+/// replaced by it, as the docs' `sed "s/\$ITEM/$i/"` loop does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expansion {
+    /// The variable, e.g. `ITEM` for `$ITEM`.
+    pub name: String,
+    /// Its values.
+    pub values: Vec<String>,
+}
+
+/// Like [`load_manifests`], expanding each file's text once per value of `expand`.
+pub fn load_expanded(
+    paths: &[PathBuf],
+    expand: Option<&Expansion>,
+) -> Result<Manifests, Vec<ManifestError>> {
     let mut jobs = Vec::new();
+    let mut seeds = Vec::new();
     let mut errors = Vec::new();
     for path in paths {
         match manifest_files(path) {
@@ -88,9 +144,26 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<JobManifest>, Vec<ManifestErr
                     match std::fs::read_to_string(&file) {
                         Ok(text) => {
                             let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
-                            let (j, e) = parse_documents(&text, &file.display().to_string(), &base);
-                            jobs.extend(j);
-                            errors.extend(e);
+                            let name = file.display().to_string();
+                            let texts: Vec<(String, String)> = match expand {
+                                None => vec![(name, text)],
+                                Some(x) => x
+                                    .values
+                                    .iter()
+                                    .map(|v| {
+                                        (
+                                            format!("{name}[{}={v}]", x.name),
+                                            text.replace(&format!("${}", x.name), v),
+                                        )
+                                    })
+                                    .collect(),
+                            };
+                            for (source, text) in texts {
+                                let (m, e) = parse_manifests(&text, &source, &base);
+                                jobs.extend(m.jobs);
+                                seeds.extend(m.seeds);
+                                errors.extend(e);
+                            }
                         }
                         Err(source) => errors.push(ManifestError::Io {
                             path: file.display().to_string(),
@@ -119,7 +192,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<JobManifest>, Vec<ManifestErr
         }
     }
     if errors.is_empty() {
-        Ok(jobs)
+        Ok(Manifests { jobs, seeds })
     } else {
         Err(errors)
     }
@@ -142,13 +215,20 @@ fn manifest_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Parses every document of one YAML (or JSON) text.
+/// Parses the Jobs of one YAML (or JSON) text.
 pub fn parse_documents(
     text: &str,
     file: &str,
     base_dir: &Path,
 ) -> (Vec<JobManifest>, Vec<ManifestError>) {
+    let (m, errors) = parse_manifests(text, file, base_dir);
+    (m.jobs, errors)
+}
+
+/// Parses every document (Jobs and queue seeds) of one YAML (or JSON) text.
+pub fn parse_manifests(text: &str, file: &str, base_dir: &Path) -> (Manifests, Vec<ManifestError>) {
     let mut jobs = Vec::new();
+    let mut seeds = Vec::new();
     let mut errors = Vec::new();
     // Read every document first (their count decides how sources are named). After a syntax
     // error the document stream never ends, so stop at the first one.
@@ -180,6 +260,13 @@ pub fn parse_documents(
                 break;
             }
         };
+        if value.get("kind").and_then(|k| k.as_str()) == Some("ConfigMap") {
+            match parse_seed(&value, &source) {
+                Ok(seed) => seeds.push(seed),
+                Err(e) => errors.push(e),
+            }
+            continue;
+        }
         match parse_object(value, &source) {
             Ok(mut job) => {
                 default_job(&mut job);
@@ -202,7 +289,82 @@ pub fn parse_documents(
             Err(e) => errors.push(e),
         }
     }
-    (jobs, errors)
+    (Manifests { jobs, seeds }, errors)
+}
+
+/// A `v1` ConfigMap annotated `wasmjob.dev/seed-queue: QUEUE` with `data.items`.
+fn parse_seed(value: &serde_json::Value, source: &str) -> Result<QueueSeed, ManifestError> {
+    let err = |message: String| ManifestError::Parse {
+        file: source.to_string(),
+        message,
+    };
+    let str_at = |ptr: &str| value.pointer(ptr).and_then(|v| v.as_str());
+    if str_at("/apiVersion") != Some("v1") {
+        return Err(err("a ConfigMap has apiVersion v1".into()));
+    }
+    let name = str_at("/metadata/name").unwrap_or("");
+    let namespace = str_at("/metadata/namespace").unwrap_or("default");
+    let mut errs = ErrorList::new();
+    let meta = FieldPath::new("metadata");
+    if !is_dns1123_subdomain_shape(name) {
+        errs.push(FieldError::invalid(&meta.child("name"), name, "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"));
+    }
+    let annotation = meta.child("annotations").key(SEED_QUEUE_ANNOTATION);
+    let queue = value
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(SEED_QUEUE_ANNOTATION))
+        .and_then(|q| q.as_str());
+    let queue = match queue {
+        None => {
+            return Err(err(format!(
+                "ConfigMap {name:?}: wasmjob uses ConfigMaps only to seed work queues; annotate it \
+                 {SEED_QUEUE_ANNOTATION}: QUEUE and list the items in data.items"
+            )));
+        }
+        Some(q) if !is_queue_name(q) => {
+            errs.push(FieldError::invalid(
+                &annotation,
+                q,
+                "a queue name consists of letters, digits, '-', '_' and '.' (at most 253)",
+            ));
+            String::new()
+        }
+        Some(q) => q.to_string(),
+    };
+    let items = match value.pointer("/data/items") {
+        Some(serde_json::Value::String(s)) => s
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect(),
+        _ => {
+            errs.push(FieldError::required(
+                &FieldPath::new("data").key("items"),
+                "the queue's items, one per line",
+            ));
+            Vec::new()
+        }
+    };
+    if !errs.is_empty() {
+        return Err(ManifestError::Invalid {
+            file: source.to_string(),
+            kind: "ConfigMap".into(),
+            name: name.to_string(),
+            errors: errs,
+        });
+    }
+    let hash = Sha256::digest(format!("{queue}\n{}", items.join("\n")).as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(QueueSeed {
+        source: format!("{namespace}/{name}"),
+        queue,
+        items,
+        hash,
+        file: source.to_string(),
+    })
 }
 
 fn parse_object(value: serde_json::Value, source: &str) -> Result<Job, ManifestError> {

@@ -76,6 +76,14 @@ pub fn label_key_error(key: &str) -> Option<String> {
     None
 }
 
+/// Work-queue names: letters, digits, `-`, `_` and `.`, at most 253 characters.
+pub fn is_queue_name(q: &str) -> bool {
+    !q.is_empty()
+        && q.len() <= 253
+        && q.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ mod get;
 pub mod jsonpath;
 mod logs;
 pub mod output;
+mod queue;
 mod run;
 mod state;
 pub mod tabwriter;
@@ -63,6 +64,8 @@ enum Command {
     Logs(logs::LogsArgs),
     /// Delete jobs with their pods and logs, as `kubectl delete` does.
     Delete(delete::DeleteArgs),
+    /// Fill and inspect the embedded work queues (push, ls, peek, len, purge).
+    Queue(queue::QueueArgs),
 }
 
 /// Options shared by `run` and `resume`: how the run is shown and paced.
@@ -108,9 +111,14 @@ pub struct RunArgs {
     /// Keep no state: nothing is recorded, nothing can be resumed or looked at afterwards.
     #[arg(long)]
     ephemeral: bool,
-    /// Delete recorded Jobs of the same names (with their pods and logs) and run anew.
+    /// Delete recorded Jobs of the same names (with their pods and logs) and run anew;
+    /// queue seeds are pushed again.
     #[arg(long, conflicts_with = "ephemeral")]
     replace: bool,
+    /// Expand `$NAME` in each manifest once per value, one Job per value (the docs' job
+    /// template), e.g. `--expand ITEM=apple,banana,cherry`.
+    #[arg(long, value_parser = parse_expansion, value_name = "NAME=V1,V2,...")]
+    expand: Option<crate::api::manifest::Expansion>,
 }
 
 /// `wasmjob resume`.
@@ -118,6 +126,31 @@ pub struct RunArgs {
 pub struct ResumeArgs {
     #[command(flatten)]
     options: RunOptions,
+}
+
+fn parse_expansion(s: &str) -> Result<crate::api::manifest::Expansion, String> {
+    let (name, values) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: use NAME=V1,V2,... (e.g. ITEM=apple,banana)"))?;
+    let ok_name = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !ok_name {
+        return Err(format!(
+            "{name:?} is not a variable name (letters, digits, _)"
+        ));
+    }
+    let values: Vec<String> = values
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .collect();
+    if values.is_empty() {
+        return Err(format!("{s:?}: no values to expand ${name} with"));
+    }
+    Ok(crate::api::manifest::Expansion {
+        name: name.to_string(),
+        values,
+    })
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -147,6 +180,7 @@ pub fn main() -> ExitCode {
         Command::Describe(args) => describe::describe(args, &state),
         Command::Logs(args) => logs::logs(args, &state),
         Command::Delete(args) => delete::delete(args, &state),
+        Command::Queue(args) => queue::queue(args, &state),
     }
     .into()
 }

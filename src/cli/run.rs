@@ -9,18 +9,19 @@ use std::time::Instant;
 use super::output::{Format, Listing, render};
 use super::state::StateDir;
 use super::{Outcome, ResumeArgs, RunArgs, RunOptions};
-use crate::api::manifest::{JobManifest, load_paths};
+use crate::api::manifest::{JobManifest, load_expanded};
 use crate::api::types::{COMPLETE, FAILED, Job, Pod};
 use crate::clock::{Clock, TokioClock};
 use crate::controller::backoff::BackoffPolicy;
 use crate::host::{Change, Host, HostConfig, Rejected, Submission};
 use crate::logs::LogStream;
+use crate::queue::{Broker, EmbeddedBroker};
 use crate::runtime::wasm::{WasmOptions, WasmRuntime};
 use crate::store::db::{Batch, HostLock, StateDb};
 
 /// Runs `wasmjob run` and returns how it ended.
 pub fn run(args: RunArgs, state: &StateDir) -> Outcome {
-    let manifests = match load_paths(&args.paths) {
+    let loaded = match load_expanded(&args.paths, args.expand.as_ref()) {
         Ok(m) => m,
         Err(errors) => {
             for e in errors {
@@ -29,61 +30,105 @@ pub fn run(args: RunArgs, state: &StateDir) -> Outcome {
             return Outcome::Invalid;
         }
     };
-    if manifests.is_empty() {
+    if loaded.jobs.is_empty() {
         let paths: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
         eprintln!("error: no Jobs found in {}", paths.join(", "));
         return Outcome::Invalid;
     }
     block_on(async {
-        let mut host = match new_host(&args.options) {
+        if args.dry_run {
+            let host = match new_host(&args.options, None) {
+                Ok(h) => h,
+                Err(o) => return o,
+            };
+            return match host.prepare(loaded.jobs) {
+                Ok(_) => Outcome::Success,
+                Err(rejected) => report_rejected(rejected),
+            };
+        }
+        // --ephemeral keeps its state (and queues) in a directory removed at the end.
+        let tmp = match args.ephemeral.then(tempfile::tempdir).transpose() {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: creating a temporary state directory: {e}");
+                return Outcome::JobFailed;
+            }
+        };
+        let dir = match &tmp {
+            Some(t) => Ok(t.path().to_path_buf()),
+            None => state.path(),
+        };
+        let opened = match dir {
+            Ok(dir) => open_state(&dir),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Outcome::JobFailed;
+            }
+        };
+        let Ok(Opened {
+            lock,
+            mut db,
+            broker,
+        }) = opened
+        else {
+            return Outcome::JobFailed;
+        };
+        let mut host = match new_host(&args.options, Some(broker)) {
             Ok(h) => h,
             Err(o) => return o,
         };
-        let submissions = match host.prepare(manifests) {
+        let submissions = match host.prepare(loaded.jobs) {
             Ok(s) => s,
             Err(rejected) => return report_rejected(rejected),
         };
-        if args.dry_run {
-            return Outcome::Success;
+        let plan = match reconcile_with_state(&db, submissions, args.replace) {
+            Ok(p) => p,
+            Err(o) => return o,
+        };
+        for uid in &plan.replace {
+            if let Err(e) = db.delete_job(uid, false, None) {
+                eprintln!("error: {e}");
+                return Outcome::JobFailed;
+            }
         }
         let live = !args.options.quiet;
-        let _lock = if args.ephemeral {
-            host.submit(submissions.into_iter().collect());
-            None
-        } else {
-            let (lock, db) = match open_state(state) {
-                Ok(x) => x,
-                Err(o) => return o,
-            };
-            let plan = match reconcile_with_state(&db, submissions, args.replace) {
-                Ok(p) => p,
-                Err(o) => return o,
-            };
-            let mut db = db;
-            for uid in &plan.replace {
-                if let Err(e) = db.delete_job(uid, false, None) {
+        for seed in &loaded.seeds {
+            let items: Vec<Vec<u8>> = seed.items.iter().map(|i| i.as_bytes().to_vec()).collect();
+            if args.replace
+                && let Err(e) = db.forget_seed(&seed.source)
+            {
+                eprintln!("error: {e}");
+                return Outcome::JobFailed;
+            }
+            match db.seed_queue(&seed.source, &seed.hash, &seed.queue, &items) {
+                Ok(0) => {}
+                Ok(n) if live => eprintln!(
+                    "queue/{} seeded with {n} items from configmap/{}",
+                    seed.queue, seed.source
+                ),
+                Ok(_) => {}
+                Err(e) => {
                     eprintln!("error: {e}");
                     return Outcome::JobFailed;
                 }
             }
-            host = host.with_state(db);
-            for (sub, stored, pods) in plan.adopt {
-                if live {
-                    let name = stored.name().to_string();
-                    if let Some(c) = stored.status.finished() {
-                        eprintln!(
-                            "job.batch/{name} unchanged: it already finished ({}); use --replace to run it again",
-                            c.type_
-                        );
-                    } else {
-                        eprintln!("{}", resumed_note(&name, &pods));
-                    }
+        }
+        host = host.with_state(db);
+        for (sub, stored, pods) in plan.adopt {
+            if live {
+                let name = stored.name().to_string();
+                if let Some(c) = stored.status.finished() {
+                    eprintln!(
+                        "job.batch/{name} unchanged: it already finished ({}); use --replace to run it again",
+                        c.type_
+                    );
+                } else {
+                    eprintln!("{}", resumed_note(&name, &pods));
                 }
-                host.adopt(sub, stored, pods);
             }
-            host.submit(plan.new);
-            Some(lock)
-        };
+            host.adopt(sub, stored, pods);
+        }
+        host.submit(plan.new);
         if live {
             for job in &host.store().jobs {
                 if job.status.start_time.is_none() {
@@ -91,19 +136,27 @@ pub fn run(args: RunArgs, state: &StateDir) -> Outcome {
                 }
             }
         }
-        drive(host, &args.options).await
+        let outcome = drive(host, &args.options).await;
+        drop(lock);
+        outcome
     })
 }
 
 /// Runs `wasmjob resume`: continues every unfinished Job recorded in the state directory.
 pub fn resume(args: ResumeArgs, state: &StateDir) -> Outcome {
     block_on(async {
-        let mut host = match new_host(&args.options) {
-            Ok(h) => h,
-            Err(o) => return o,
+        let opened = match state.path() {
+            Ok(dir) => open_state(&dir),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Outcome::JobFailed;
+            }
         };
-        let (lock, db) = match open_state(state) {
-            Ok(x) => x,
+        let Ok(Opened { lock, db, broker }) = opened else {
+            return Outcome::JobFailed;
+        };
+        let mut host = match new_host(&args.options, Some(broker)) {
+            Ok(h) => h,
             Err(o) => return o,
         };
         let recorded = match db.recorded_unfinished() {
@@ -180,7 +233,7 @@ fn resumed_note(name: &str, pods: &[Pod]) -> String {
     }
 }
 
-fn new_host(o: &RunOptions) -> Result<Host, Outcome> {
+fn new_host(o: &RunOptions, broker: Option<Arc<dyn Broker>>) -> Result<Host, Outcome> {
     let wasm = WasmRuntime::new(WasmOptions {
         default_memory_limit: o.memory_limit,
     })
@@ -204,6 +257,7 @@ fn new_host(o: &RunOptions) -> Result<Host, Outcome> {
         },
         log_limit: usize::try_from(o.log_limit).unwrap_or(usize::MAX),
         log_stream,
+        broker,
     };
     Ok(Host::new(Arc::new(wasm), clock, config))
 }
@@ -226,31 +280,40 @@ fn report_rejected(rejected: Vec<Rejected>) -> Outcome {
     Outcome::Invalid
 }
 
-fn open_state(state: &StateDir) -> Result<(HostLock, StateDb), Outcome> {
-    let fail = |e: String| {
-        eprintln!("error: {e}");
-        Outcome::JobFailed
-    };
-    let dir = state.path().map_err(fail)?;
-    let lock = HostLock::acquire(&dir).map_err(|e| fail(e.to_string()))?;
-    let mut db = StateDb::open(&dir).map_err(|e| fail(e.to_string()))?;
-    db.clear_requests().map_err(|e| fail(e.to_string()))?;
-    db.collect_expired(jiff::Timestamp::now())
-        .map_err(|e| fail(e.to_string()))?;
-    // Orphaned pods that were running on the previous host are lost with it.
+/// A state directory taken over by this host.
+struct Opened {
+    lock: HostLock,
+    db: StateDb,
+    broker: Arc<dyn Broker>,
+}
+
+/// Takes the directory's lock and opens it; what the host before this one left running is
+/// lost with it: requests to it are dropped, its orphaned pods fail, queue leases return,
+/// and Jobs past their TTL are collected. Errors are reported here.
+fn open_state(dir: &std::path::Path) -> Result<Opened, ()> {
+    let fail = |e: String| eprintln!("error: {e}");
+    let lock = HostLock::acquire(dir).map_err(|e| fail(e.to_string()))?;
+    let mut db = StateDb::open(dir).map_err(|e| fail(e.to_string()))?;
+    let now = jiff::Timestamp::now();
     let mut orphans = db.unfinished_orphans().map_err(|e| fail(e.to_string()))?;
-    if !orphans.is_empty() {
-        let now = jiff::Timestamp::now();
-        orphans
-            .iter_mut()
-            .for_each(|p| crate::host::pods::lost(p, now));
-        let batch = Batch {
-            pods: orphans.iter().collect(),
-            ..Batch::default()
-        };
-        db.commit(&batch).map_err(|e| fail(e.to_string()))?;
-    }
-    Ok((lock, db))
+    orphans
+        .iter_mut()
+        .for_each(|p| crate::host::pods::lost(p, now));
+    let batch = Batch {
+        pods: orphans.iter().collect(),
+        ..Batch::default()
+    };
+    db.commit(&batch)
+        .and_then(|()| db.clear_requests())
+        .and_then(|()| db.release_all_leases().map(|_| ()))
+        .and_then(|()| db.collect_expired(now).map(|_| ()))
+        .map_err(|e| fail(e.to_string()))?;
+    let broker = EmbeddedBroker::open(dir).map_err(|e| fail(e.to_string()))?;
+    Ok(Opened {
+        lock,
+        db,
+        broker: Arc::new(broker),
+    })
 }
 
 /// What a run does with each of its Jobs, given what the state directory holds.
@@ -340,24 +403,23 @@ async fn drive(mut host: Host, o: &RunOptions) -> Outcome {
                 return;
             }
             let t = started.elapsed().as_secs_f64();
-            match change {
+            let what = match change {
                 Change::Pod {
                     name,
                     status,
                     restarts,
-                } if *restarts > 0 => {
-                    eprintln!("[{t:7.3}s] pod/{name} {status} (restarts: {restarts})")
-                }
-                Change::Pod { name, status, .. } => eprintln!("[{t:7.3}s] pod/{name} {status}"),
+                } if *restarts > 0 => format!("pod/{name} {status} (restarts: {restarts})"),
+                Change::Pod { name, status, .. } => format!("pod/{name} {status}"),
                 Change::Job {
                     name,
                     condition,
                     reason,
-                } => {
-                    eprintln!("[{t:7.3}s] job.batch/{name} {condition} ({reason})")
-                }
-                Change::JobDeleted { name } => eprintln!("[{t:7.3}s] job.batch/{name} deleted"),
-            }
+                } => format!("job.batch/{name} {condition} ({reason})"),
+                Change::JobDeleted { name } => format!("job.batch/{name} deleted"),
+            };
+            // One write per line, so that lines never interleave with streamed logs.
+            let line = format!("[{t:7.3}s] {what}\n");
+            let _ = std::io::stderr().write_all(line.as_bytes());
         })
         .await;
     if let Err(e) = &result {

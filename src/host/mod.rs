@@ -24,6 +24,7 @@ use crate::controller::backoff::{BackoffPolicy, BackoffRecord};
 use crate::controller::job::{ActivePod, Observed, Plan, reconcile};
 use crate::kubelet::{PodRun, PodUpdate, run_pod};
 use crate::logs::{DEFAULT_LOG_LIMIT, LogStream};
+use crate::queue::{self, Broker, QueueGrant, QueueRequest};
 use crate::runtime::{PodExit, PodIdentity, PodRuntime, PreparedPod};
 use crate::store::db::{Batch, JobSource, LogChunk, Request, StateDb, StoreError, manifest_hash};
 use crate::store::{Event, PodEntry, Store};
@@ -46,6 +47,8 @@ pub struct HostConfig {
     pub log_limit: usize,
     /// Where pod logs stream live, if anywhere.
     pub log_stream: Option<Arc<LogStream>>,
+    /// The broker of pods whose manifest grants work queues (`BROKER_URL`, `QUEUE`).
+    pub broker: Option<Arc<dyn Broker>>,
 }
 
 impl Default for HostConfig {
@@ -54,6 +57,7 @@ impl Default for HostConfig {
             backoff: BackoffPolicy::default(),
             log_limit: DEFAULT_LOG_LIMIT,
             log_stream: None,
+            broker: None,
         }
     }
 }
@@ -119,6 +123,8 @@ pub struct Rejected {
 /// Per-Job bookkeeping beside the Job object.
 struct JobState {
     prepared: Arc<dyn PreparedPod>,
+    /// The work queues its pods may use.
+    queues: Option<QueueRequest>,
     active: BTreeSet<usize>,
     succeeded: i32,
     failed: i32,
@@ -163,6 +169,9 @@ pub struct Host {
     saved_events: usize,
     starts: Vec<Start>,
     done_requests: Vec<i64>,
+    /// Pods whose run ended since the last commit, and whether it succeeded: their queue
+    /// leases are settled in that commit.
+    settle: Vec<(String, bool)>,
     /// Uids of objects deleted while the host ran; they are never written again.
     deleted: HashSet<String>,
     store_error: Option<StoreError>,
@@ -188,6 +197,7 @@ impl Host {
             saved_events: 0,
             starts: Vec::new(),
             done_requests: Vec::new(),
+            settle: Vec::new(),
             deleted: HashSet::new(),
             store_error: None,
         }
@@ -211,7 +221,10 @@ impl Host {
         let mut ok = Vec::new();
         let mut rejected = Vec::new();
         for m in manifests {
-            match self.runtime.prepare(&m.job, &m.base_dir) {
+            // Queues granted without a broker (a host with no state) are denied to the pod.
+            let prepared =
+                queue::requested(&m.job).and_then(|_| self.runtime.prepare(&m.job, &m.base_dir));
+            match prepared {
                 Ok(prepared) => {
                     let source = JobSource {
                         source: m.source,
@@ -270,6 +283,7 @@ impl Host {
             let p = first + i;
             let name = self.pod_name(p);
             self.touch_pod(p);
+            self.settle_leases(p, false);
             self.event(
                 "Pod",
                 p,
@@ -290,6 +304,7 @@ impl Host {
     ) -> usize {
         let j = self.store.jobs.len();
         let mut state = JobState {
+            queues: queue::requested(&job).ok().flatten(),
             prepared,
             active: BTreeSet::new(),
             succeeded: 0,
@@ -602,12 +617,21 @@ impl Host {
         let job = &self.store.jobs[j];
         let pod = pods::new_pod(job, name.clone(), uid.clone(), prepared.image_id(), now);
         let container = pod.status.container_statuses[0].name.clone();
+        let queues = match (&self.jobs[j].queues, &self.config.broker) {
+            (Some(req), Some(broker)) => Some(QueueGrant {
+                broker: broker.clone(),
+                queues: req.queues.clone(),
+                holder: uid.clone(),
+            }),
+            _ => None,
+        };
         let identity = PodIdentity {
             name: name.clone(),
             namespace,
             uid,
             labels: pod.metadata.labels.clone(),
             annotations: pod.metadata.annotations.clone(),
+            queues,
         };
         let p = self.store.pods.len();
         self.store.pods.push(PodEntry {
@@ -704,6 +728,7 @@ impl Host {
                 at,
             } => {
                 pods::restarting(&mut self.store.pods[p].pod, &exit, started, at);
+                self.settle_leases(p, false);
                 self.event(
                     "Pod",
                     p,
@@ -721,6 +746,7 @@ impl Host {
                 at,
             } => {
                 pods::finished(&mut self.store.pods[p].pod, &exit, started, at);
+                self.settle_leases(p, exit.success());
                 (p, Some((exit.success(), at)))
             }
         };
@@ -751,6 +777,16 @@ impl Host {
         }
         // Any change may move the Job on: reconcile it in this turn of the loop.
         self.jobs[j].requeue_at = Some(Instant::now());
+    }
+
+    /// A run of pod `p` ended: its queue leases are acknowledged (success) or returned, in
+    /// the commit that records how the run ended.
+    fn settle_leases(&mut self, p: usize, success: bool) {
+        if self.jobs[self.store.pods[p].job].queues.is_some()
+            && let Some(uid) = &self.store.pods[p].pod.metadata.uid
+        {
+            self.settle.push((uid.clone(), success));
+        }
     }
 
     fn touch_job(&mut self, j: usize) {
@@ -794,6 +830,7 @@ impl Host {
         }
         let Some(db) = self.db.as_mut() else {
             self.saved_events = self.store.events.len();
+            self.settle.clear();
             return;
         };
         if self.store_error.is_some() && !last {
@@ -841,6 +878,7 @@ impl Host {
             }
         }
         batch.done_requests = std::mem::take(&mut self.done_requests);
+        batch.settle = std::mem::take(&mut self.settle);
         self.saved_events = self.store.events.len();
         if let Err(e) = db.commit(&batch) {
             tracing::error!(error = %e, "committing the host's state failed");

@@ -83,6 +83,8 @@ pub struct PodIdentity {
     pub labels: BTreeMap<String, String>,
     /// Pod annotations.
     pub annotations: BTreeMap<String, String>,
+    /// The work queues the pod may use, if its manifest grants any.
+    pub queues: Option<crate::queue::QueueGrant>,
 }
 
 /// Runs pods.

@@ -23,7 +23,7 @@ use crate::api::types::{Job, Pod};
 /// `PRAGMA application_id` of a wasmjob state database ("wjob").
 const APPLICATION_ID: i64 = 0x776a_6f62;
 /// The schema this build reads and writes.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 /// The database's file name inside the state directory.
 pub const DB_FILE: &str = "state.db";
 const LOCK_FILE: &str = "host.lock";
@@ -85,6 +85,29 @@ CREATE TABLE requests (
 CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT INTO meta VALUES ('rv', 0);
 ";
+
+/// Schema changes after version 1, applied in order: `MIGRATIONS[i]` takes a database from
+/// version `i + 1` to `i + 2`.
+const MIGRATIONS: &[&str] = &[
+    // 2: work queues (items leased to pods) and the ConfigMaps that seeded them.
+    "CREATE TABLE queue_items (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        queue    TEXT NOT NULL,
+        body     BLOB NOT NULL,
+        lease    TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        enqueued INTEGER NOT NULL
+    );
+    CREATE INDEX queue_items_ready ON queue_items(queue, lease, id);
+    CREATE INDEX queue_items_by_lease ON queue_items(lease) WHERE lease IS NOT NULL;
+    CREATE TABLE queue_seeds (
+        source TEXT PRIMARY KEY,
+        hash   TEXT NOT NULL
+    );",
+];
+
+mod queue;
+pub use queue::{QueueStats, StoredItem};
 
 /// Why the state directory could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -182,6 +205,9 @@ pub struct Batch<'a> {
     pub logs: Vec<LogChunk>,
     /// Requests the host has carried out, to remove.
     pub done_requests: Vec<i64>,
+    /// Pods whose container run ended: `true` acknowledges the queue items leased to the pod
+    /// (it succeeded), `false` returns them to their queues.
+    pub settle: Vec<(String, bool)>,
 }
 
 impl Batch<'_> {
@@ -193,6 +219,7 @@ impl Batch<'_> {
             && self.events.is_empty()
             && self.logs.is_empty()
             && self.done_requests.is_empty()
+            && self.settle.is_empty()
     }
 }
 
@@ -324,6 +351,8 @@ impl StateDb {
             return Err(foreign(format!(
                 "written by a newer wasmjob (schema {version}; this one knows {SCHEMA_VERSION})"
             )));
+        } else if version < SCHEMA_VERSION {
+            db.migrate(version)?;
         }
         if create {
             // WAL lets views read while the host writes. FULL sync makes each commit durable
@@ -340,10 +369,38 @@ impl StateDb {
 
     fn init(&self) -> Result<(), StoreError> {
         let batch = format!(
-            "BEGIN; {SCHEMA} PRAGMA application_id = {APPLICATION_ID}; \
-             PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            "BEGIN; {SCHEMA} {} PRAGMA application_id = {APPLICATION_ID}; \
+             PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+            MIGRATIONS.join("\n")
         );
         self.conn.execute_batch(&batch).map_err(|e| self.sql(e))
+    }
+
+    /// Brings a database of schema `from` up to date, one transaction per step. Each step
+    /// re-reads the version under the write lock, so two processes never apply one twice.
+    fn migrate(&self, from: i64) -> Result<(), StoreError> {
+        for (i, step) in MIGRATIONS.iter().enumerate() {
+            let to = i as i64 + 2;
+            if to <= from {
+                continue;
+            }
+            let run = || -> rusqlite::Result<()> {
+                self.conn.execute_batch("BEGIN IMMEDIATE")?;
+                let now: i64 = self
+                    .conn
+                    .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+                if now < to {
+                    self.conn
+                        .execute_batch(&format!("{step} PRAGMA user_version = {to};"))?;
+                }
+                self.conn.execute_batch("COMMIT")
+            };
+            if let Err(e) = run() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                return Err(self.sql(e));
+            }
+        }
+        Ok(())
     }
 
     /// The state directory.
@@ -491,6 +548,7 @@ impl StateDb {
             for id in &batch.done_requests {
                 done.execute([id]).map_err(sql)?;
             }
+            queue::settle(&tx, &batch.settle).map_err(sql)?;
         }
         tx.commit().map_err(sql)
     }
@@ -662,6 +720,16 @@ impl StateDb {
             )
             .map_err(|e| self.sql(e))?;
         stmt.exists(params![kind, namespace, name])
+            .map_err(|e| self.sql(e))
+    }
+
+    /// The name of the object with uid `uid`, if it exists.
+    pub fn name_of(&self, uid: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row("SELECT name FROM objects WHERE uid = ?1", [uid], |r| {
+                r.get(0)
+            })
+            .optional()
             .map_err(|e| self.sql(e))
     }
 

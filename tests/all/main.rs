@@ -3,6 +3,7 @@
 
 mod cli;
 mod host;
+mod queue;
 mod sandbox;
 mod state;
 mod support;

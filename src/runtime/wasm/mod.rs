@@ -14,6 +14,7 @@ use crate::api::field::{ErrorList, FieldError, Path as FieldPath};
 use crate::api::types::Job;
 
 mod pod;
+mod queue;
 mod sink;
 
 use pod::{PodState, PreparedWasm};
@@ -111,9 +112,10 @@ impl WasmRuntime {
                 },
             )
             .map_err(|e| format!("linking WASI: {e}"))?;
+        queue::add_to_linker(&mut linker).map_err(|e| format!("linking queues: {e}"))?;
         let pre = linker.instantiate_pre(&module).map_err(|e| {
             format!(
-                "the module needs imports wasmjob does not provide (only WASI preview1): {}",
+                "the module needs imports wasmjob does not provide (WASI preview1 and wasmjob_queue): {}",
                 e.root_cause()
             )
         })?;

@@ -10,18 +10,22 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use super::WasmOptions;
+use super::queue::QueueAccess;
 use super::sink::LogSink;
 use crate::api::field::{ErrorList, FieldError, Path as FieldPath};
 use crate::api::quantity::parse_bytes;
 use crate::api::types::Job;
 use crate::api::validation::{FieldRef, field_ref_key};
 use crate::logs::PodLog;
+use crate::queue::QueueGrant;
 use crate::runtime::{BoxFuture, PodExit, PodIdentity, PreparedPod, Sandbox};
 
 /// Per-store state: the WASI context and the memory limiter.
 pub struct PodState {
     pub(super) wasi: WasiP1Ctx,
     limiter: MemoryLimiter,
+    /// The work queues the pod may use, if its manifest grants any.
+    pub(super) queue: Option<QueueAccess>,
 }
 
 /// Caps linear memory and remembers whether it refused growth (→ OOMKilled).
@@ -283,6 +287,7 @@ impl PreparedPod for PreparedWasm {
             env,
             preopens,
             memory_limit: self.memory_limit,
+            queues: pod.queues.clone(),
             _tmp: tmp,
         }))
     }
@@ -296,6 +301,7 @@ struct WasmSandbox {
     env: Vec<(String, String)>,
     preopens: Vec<(PathBuf, String, bool)>,
     memory_limit: usize,
+    queues: Option<QueueGrant>,
     _tmp: Option<TempDir>,
 }
 
@@ -325,6 +331,7 @@ impl Sandbox for WasmSandbox {
                 max: self.memory_limit,
                 denied: false,
             },
+            queue: self.queues.clone().map(QueueAccess::new),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);

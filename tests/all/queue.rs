@@ -1,0 +1,382 @@
+//! Work queues: the docs' job-wq-1, job-wq-2 and job template patterns, redelivery on
+//! failure and after a host crash, and queue grants.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use rand::RngExt;
+use serde_json::Value;
+
+use crate::support::*;
+
+fn examples() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples"))
+}
+
+/// How often each `Done ITEM` line appears in `text`.
+fn done_counts(text: &str) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(item) = line
+            .split("] ")
+            .last()
+            .and_then(|l| l.strip_prefix("Done "))
+        {
+            *counts.entry(item.to_string()).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+fn consumer_job(
+    name: &str,
+    spec: &str,
+    queue: &str,
+    restart: &str,
+    args: &[&str],
+    extra_pod: &str,
+    mounts: &str,
+) -> String {
+    let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
+    format!(
+        "apiVersion: batch/v1
+kind: Job
+metadata: {{name: {name}}}
+spec:
+{spec}
+  template:
+    spec:
+      restartPolicy: {restart}
+{extra_pod}
+      containers:
+      - name: c
+        image: {image}
+        args: [{args}]
+        env:
+        - {{name: BROKER_URL, value: 'wasmjob://embedded'}}
+        - {{name: QUEUE, value: {queue}}}
+{mounts}
+",
+        image = guest("queue-consumer").display(),
+        args = args.join(", "),
+    )
+}
+
+fn seed(name: &str, queue: &str, items: &[String]) -> String {
+    format!(
+        "apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {name}
+  annotations: {{wasmjob.dev/seed-queue: {queue}}}
+data:
+  items: |
+{}
+---
+",
+        items
+            .iter()
+            .map(|i| format!("    {i}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    )
+}
+
+const FRUIT: [&str; 8] = [
+    "apple", "banana", "cherry", "date", "fig", "grape", "lemon", "melon",
+];
+
+#[test]
+fn job_wq_1_processes_each_item_once_with_two_pods_at_a_time() {
+    let out = wasmjob(
+        examples(),
+        &["run", "job-wq-1.yaml", "-o", "json", "--logs"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let list = out.json();
+    let pods = items(&list, "Pod");
+    assert_eq!(pods.len(), 8);
+    assert!(pods.iter().all(|p| p["status"]["phase"] == "Succeeded"));
+    assert!(max_concurrent(&pods) <= 2, "never more than parallelism");
+    let counts = done_counts(&out.stderr);
+    let want: BTreeMap<String, usize> = FRUIT.iter().map(|f| (f.to_string(), 1)).collect();
+    assert_eq!(counts, want, "{}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("queue/job1 seeded with 8 items from configmap/default/job1-items")
+    );
+}
+
+#[test]
+fn job_wq_2_drains_the_queue_and_starts_no_pod_after_the_first_success() {
+    let out = wasmjob(
+        examples(),
+        &["run", "job-wq-2.yaml", "-o", "json", "--logs"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let list = out.json();
+    let job = &items(&list, "Job")[0];
+    assert_eq!(conditions(job).last().unwrap().0, "Complete");
+    let pods = items(&list, "Pod");
+    let first_success = pods
+        .iter()
+        .filter(|p| p["status"]["phase"] == "Succeeded")
+        .map(|p| ts(&terminated(p)["finishedAt"]))
+        .min()
+        .unwrap();
+    for p in &pods {
+        assert!(
+            ts(&p["metadata"]["creationTimestamp"]) <= first_success,
+            "a pod started after a success"
+        );
+    }
+    let counts = done_counts(&out.stderr);
+    assert_eq!(counts.len(), 9, "{}", out.stderr);
+    assert!(counts.values().all(|&n| n == 1), "{counts:?}");
+    assert!(out.stderr.contains("Queue empty, exiting"));
+}
+
+#[test]
+fn failing_consumers_restart_and_every_item_succeeds_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let marks = dir.path().join("marks");
+    let record = dir.path().join("record");
+    std::fs::create_dir_all(&marks).unwrap();
+    std::fs::create_dir_all(&record).unwrap();
+    let fruit: Vec<String> = FRUIT.iter().map(|f| f.to_string()).collect();
+    let job = consumer_job(
+        "flaky",
+        "  parallelism: 2\n  backoffLimit: 10",
+        "flaky",
+        "OnFailure",
+        &[
+            "--until-empty",
+            "--fail-once-on",
+            "banana",
+            "--fail-once-on",
+            "fig",
+            "--marks",
+            "/shared/marks",
+            "--record",
+            "/shared/record",
+        ],
+        &format!(
+            "      volumes: [{{name: shared, hostPath: {{path: {}}}}}]",
+            dir.path().display()
+        ),
+        "        volumeMounts: [{name: shared, mountPath: /shared}]",
+    );
+    let path = write(
+        dir.path(),
+        "job.yaml",
+        &format!("{}{job}", seed("flaky-items", "flaky", &fruit)),
+    );
+    let out = wasmjob(
+        dir.path(),
+        &[
+            "run",
+            &path,
+            "-o",
+            "json",
+            "--backoff-base",
+            "10ms",
+            "--logs",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let restarts: i64 = items(&out.json(), "Pod")
+        .iter()
+        .map(|p| {
+            p["status"]["containerStatuses"][0]["restartCount"]
+                .as_i64()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(restarts, 2, "one restart per failing item");
+    for f in FRUIT {
+        let n = std::fs::read_to_string(record.join(f))
+            .unwrap()
+            .lines()
+            .count();
+        assert_eq!(n, 1, "{f} processed {n} times");
+    }
+    assert_eq!(done_counts(&out.stderr).values().sum::<usize>(), 8);
+}
+
+#[test]
+fn a_killed_host_loses_no_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let record = dir.path().join("record");
+    std::fs::create_dir_all(&record).unwrap();
+    let work: Vec<String> = (0..40).map(|i| format!("item-{i:02}")).collect();
+    let job = consumer_job(
+        "drain",
+        "  parallelism: 3\n  backoffLimit: 1000",
+        "drain",
+        "Never",
+        &[
+            "--until-empty",
+            "--sleep",
+            "20",
+            "--record",
+            "/shared/record",
+        ],
+        &format!(
+            "      volumes: [{{name: shared, hostPath: {{path: {}}}}}]",
+            dir.path().display()
+        ),
+        "        volumeMounts: [{name: shared, mountPath: /shared}]",
+    );
+    let path = write(
+        dir.path(),
+        "job.yaml",
+        &format!("{}{job}", seed("drain-items", "drain", &work)),
+    );
+    let args = [
+        "run",
+        path.as_str(),
+        "-q",
+        "--no-logs",
+        "--backoff-base",
+        "5ms",
+        "--backoff-max",
+        "20ms",
+    ];
+    let mut rng = rand::rng();
+    for _ in 0..3 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wasmjob"))
+            .args(args)
+            .env("WASMJOB_STATE_DIR", &state)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.random_range(200..700)));
+        child.kill().unwrap();
+        let _ = child.wait();
+    }
+    let out = wasmjob_with_state(&state, dir.path(), &args);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for w in &work {
+        assert!(record.join(w).exists(), "{w} was lost");
+    }
+    let left = wasmjob_with_state(&state, dir.path(), &["queue", "ls"]);
+    assert!(
+        left.stdout.is_empty(),
+        "nothing left in the queue: {}",
+        left.stdout
+    );
+}
+
+#[test]
+fn a_pod_reaches_only_the_queues_its_manifest_grants() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let pushed = wasmjob_with_state(&state, dir.path(), &["queue", "push", "secret", "s3cr3t"]);
+    assert_eq!(pushed.code, 0, "{}", pushed.stderr);
+    let job = consumer_job(
+        "nosy",
+        "",
+        "public",
+        "Never",
+        &["--queue", "secret"],
+        "",
+        "",
+    );
+    let path = write(dir.path(), "job.yaml", &job);
+    let out = wasmjob_with_state(
+        &state,
+        dir.path(),
+        &[
+            "run",
+            &path,
+            "--backoff-base",
+            "1ms",
+            "--backoff-max",
+            "1ms",
+            "-o",
+            "json",
+            "--logs",
+        ],
+    );
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("queue \"secret\" is not granted to this pod"),
+        "{}",
+        out.stderr
+    );
+    let list = out.json();
+    let pod = &items(&list, "Pod")[0];
+    assert_eq!(terminated(pod)["exitCode"], 3);
+    let len = wasmjob_with_state(&state, dir.path(), &["queue", "len", "secret"]);
+    assert_eq!(len.stdout, "1\n", "the item is untouched");
+
+    let no_queue = consumer_job("bad", "", "", "Never", &[], "", "");
+    let out = wasmjob(
+        dir.path(),
+        &[
+            "run",
+            &write(
+                dir.path(),
+                "bad.yaml",
+                &no_queue.replace("value: \n", "value: ''\n"),
+            ),
+        ],
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("env[QUEUE]: Required value"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn job_template_expands_into_one_labelled_job_per_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let tmpl = examples().join("job-tmpl.yaml");
+    let out = wasmjob_with_state(
+        dir.path(),
+        examples(),
+        &[
+            "run",
+            tmpl.to_str().unwrap(),
+            "--expand",
+            "ITEM=apple,banana,cherry",
+            "-o",
+            "json",
+            "--logs",
+        ],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for item in ["apple", "banana", "cherry"] {
+        assert!(
+            out.stderr.contains(&format!("Processing item {item}")),
+            "{}",
+            out.stderr
+        );
+    }
+    let names = wasmjob_with_state(
+        dir.path(),
+        examples(),
+        &["get", "jobs", "-l", "jobgroup=jobexample", "-o", "name"],
+    );
+    assert_eq!(
+        names.stdout,
+        "job.batch/process-item-apple\njob.batch/process-item-banana\njob.batch/process-item-cherry\n"
+    );
+    let pods = wasmjob_with_state(
+        dir.path(),
+        examples(),
+        &["get", "pods", "-l", "jobgroup=jobexample", "-o", "name"],
+    );
+    assert_eq!(pods.stdout.lines().count(), 3);
+    let bad = wasmjob(examples(), &["run", "job-tmpl.yaml", "--expand", "ITEM"]);
+    assert_eq!(bad.code, 2);
+    let list: Value = out.json();
+    assert_eq!(items(&list, "Job").len(), 3);
+}
