@@ -14,6 +14,9 @@ use crate::store::db::StateDb;
 /// `wasmjob queue`.
 #[derive(Debug, clap::Args)]
 pub struct QueueArgs {
+    /// A `redis://` broker instead of the embedded queues (push and len).
+    #[arg(long, global = true, value_name = "URL")]
+    broker: Option<String>,
     #[command(subcommand)]
     command: QueueCommand,
 }
@@ -68,6 +71,15 @@ pub fn queue(args: QueueArgs, state: &StateDir) -> Outcome {
             "error: {q:?} is not a queue name (letters, digits, '-', '_' and '.', at most 253)"
         );
         return Outcome::Invalid;
+    }
+    if let Some(url) = &args.broker {
+        return match remote(url, args.command) {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("error: {e}");
+                Outcome::JobFailed
+            }
+        };
     }
     let db = match state.path().map(|dir| StateDb::open(&dir)) {
         Ok(Ok(db)) => db,
@@ -151,6 +163,35 @@ fn run(command: QueueCommand, mut db: StateDb) -> Result<Outcome, String> {
             let n = db.queue_purge(&queue).map_err(err)?;
             println!("queue/{queue}: {n} item(s) purged");
         }
+    }
+    Ok(Outcome::Success)
+}
+
+/// `push` and `len` on a Redis broker (other commands: use redis-cli).
+fn remote(url: &str, command: QueueCommand) -> Result<Outcome, String> {
+    if !crate::queue::is_redis(url) {
+        return Err(format!(
+            "--broker {url:?}: only redis:// brokers are remote"
+        ));
+    }
+    let broker = crate::queue::connect_redis(url).map_err(|e| e.to_string())?;
+    match command {
+        QueueCommand::Push { queue, items, file } => {
+            let mut all = items;
+            if let Some(f) = file {
+                all.extend(read_lines(&f)?);
+            }
+            for item in &all {
+                broker
+                    .push(&queue, item.as_bytes())
+                    .map_err(|e| e.to_string())?;
+            }
+            println!("queue/{queue}: {} item(s) pushed", all.len());
+        }
+        QueueCommand::Len { queue } => {
+            println!("{}", broker.len(&queue).map_err(|e| e.to_string())?);
+        }
+        _ => return Err("with --broker redis://..., use redis-cli for ls, peek and purge".into()),
     }
     Ok(Outcome::Success)
 }

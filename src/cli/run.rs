@@ -308,6 +308,24 @@ fn open_state(dir: &std::path::Path) -> Result<Opened, ()> {
         .and_then(|()| db.release_all_leases().map(|_| ()))
         .and_then(|()| db.collect_expired(now).map(|_| ()))
         .map_err(|e| fail(e.to_string()))?;
+    // Lease settlements a Redis broker still owes from the host before.
+    for p in db.pending_settles().map_err(|e| fail(e.to_string()))? {
+        let done = crate::queue::connect_redis(&p.url)
+            .and_then(|b| b.settle(&p.holder, &p.queues, p.success));
+        match done {
+            Ok(()) => {
+                let batch = Batch {
+                    settled: vec![p.holder],
+                    ..Batch::default()
+                };
+                db.commit(&batch).map_err(|e| fail(e.to_string()))?;
+            }
+            Err(e) => eprintln!(
+                "warning: settling the queue leases of pod uid {} on {}: {e} (retried at the next start)",
+                p.holder, p.url
+            ),
+        }
+    }
     let broker = EmbeddedBroker::open(dir).map_err(|e| fail(e.to_string()))?;
     Ok(Opened {
         lock,

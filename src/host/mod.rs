@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::api::defaults::admit_job;
-use crate::api::field::ErrorList;
+use crate::api::field::{ErrorList, FieldError, Path as FieldPath};
 use crate::api::manifest::JobManifest;
 use crate::api::types::{Job, Pod};
 use crate::clock::Clock;
@@ -26,7 +26,9 @@ use crate::kubelet::{PodRun, PodUpdate, run_pod};
 use crate::logs::{DEFAULT_LOG_LIMIT, LogStream};
 use crate::queue::{self, Broker, QueueGrant, QueueRequest};
 use crate::runtime::{PodExit, PodIdentity, PodRuntime, PreparedPod};
-use crate::store::db::{Batch, JobSource, LogChunk, Request, StateDb, StoreError, manifest_hash};
+use crate::store::db::{
+    Batch, JobSource, LogChunk, PendingSettle, Request, StateDb, StoreError, manifest_hash,
+};
 use crate::store::{Event, PodEntry, Store};
 
 pub mod pods;
@@ -90,11 +92,16 @@ pub enum Change {
     },
 }
 
+/// The queues a Job's pods may use, with their broker.
+type JobQueues = (QueueRequest, Arc<dyn Broker>);
+
 /// A Job accepted by the host, with its prepared pod template.
 pub struct Submission {
     job: Job,
     prepared: Arc<dyn PreparedPod>,
     source: JobSource,
+    /// The queues the pods may use, with their broker.
+    queues: Option<JobQueues>,
 }
 
 impl Submission {
@@ -123,8 +130,8 @@ pub struct Rejected {
 /// Per-Job bookkeeping beside the Job object.
 struct JobState {
     prepared: Arc<dyn PreparedPod>,
-    /// The work queues its pods may use.
-    queues: Option<QueueRequest>,
+    /// The work queues its pods may use, with their broker.
+    queues: Option<JobQueues>,
     active: BTreeSet<usize>,
     succeeded: i32,
     failed: i32,
@@ -172,6 +179,12 @@ pub struct Host {
     /// Pods whose run ended since the last commit, and whether it succeeded: their queue
     /// leases are settled in that commit.
     settle: Vec<(String, bool)>,
+    /// Settlements an external broker owes, recorded in the next commit.
+    outbox: Vec<PendingSettle>,
+    /// Holders whose external settlement is done, dropped from the outbox in the next commit.
+    settled: Vec<String>,
+    /// Redis brokers by URL, connected once.
+    redis: std::sync::Mutex<std::collections::HashMap<String, Arc<dyn Broker>>>,
     /// Uids of objects deleted while the host ran; they are never written again.
     deleted: HashSet<String>,
     store_error: Option<StoreError>,
@@ -198,6 +211,9 @@ impl Host {
             starts: Vec::new(),
             done_requests: Vec::new(),
             settle: Vec::new(),
+            outbox: Vec::new(),
+            settled: Vec::new(),
+            redis: Default::default(),
             deleted: HashSet::new(),
             store_error: None,
         }
@@ -221,11 +237,12 @@ impl Host {
         let mut ok = Vec::new();
         let mut rejected = Vec::new();
         for m in manifests {
-            // Queues granted without a broker (a host with no state) are denied to the pod.
-            let prepared =
-                queue::requested(&m.job).and_then(|_| self.runtime.prepare(&m.job, &m.base_dir));
+            let prepared = self.broker_for(&m.job).and_then(|queues| {
+                let prepared = self.runtime.prepare(&m.job, &m.base_dir)?;
+                Ok((prepared, queues))
+            });
             match prepared {
-                Ok(prepared) => {
+                Ok((prepared, queues)) => {
                     let source = JobSource {
                         source: m.source,
                         base_dir: absolute(&m.base_dir),
@@ -235,6 +252,7 @@ impl Host {
                         job: m.job,
                         prepared,
                         source,
+                        queues,
                     })
                 }
                 Err(errors) => rejected.push(Rejected {
@@ -251,16 +269,48 @@ impl Host {
         }
     }
 
+    /// The broker of a Job whose pods use queues: Redis for a `redis://` URL (connected once
+    /// per URL), else the embedded one. Queues granted without a broker (a host that keeps no
+    /// state) are denied to the pod.
+    fn broker_for(&self, job: &Job) -> Result<Option<JobQueues>, ErrorList> {
+        let Some(req) = queue::requested(job)? else {
+            return Ok(None);
+        };
+        if !queue::is_redis(&req.url) {
+            return Ok(self.config.broker.clone().map(|b| (req, b)));
+        }
+        let mut cache = self.redis.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = cache.get(&req.url) {
+            return Ok(Some((req, b.clone())));
+        }
+        let broker = queue::connect_redis(&req.url).map_err(|e| {
+            vec![FieldError::invalid(
+                &FieldPath::new("spec")
+                    .child("template")
+                    .child("spec")
+                    .child("containers")
+                    .index(0)
+                    .child("env")
+                    .key("BROKER_URL"),
+                req.url.as_str(),
+                format!("cannot reach the broker: {e}"),
+            )]
+        })?;
+        cache.insert(req.url.clone(), broker.clone());
+        Ok(Some((req, broker)))
+    }
+
     /// Admits prepared Jobs: assigns uids, the selector and pod labels, as the API server does.
     pub fn submit(&mut self, submissions: Vec<Submission>) {
         for Submission {
             mut job,
             prepared,
             source,
+            queues,
         } in submissions
         {
             admit_job(&mut job, uuid::Uuid::new_v4().to_string(), self.clock.now());
-            self.push_job(job, prepared, Some(source), Vec::new());
+            self.push_job(job, prepared, Some(source), queues, Vec::new());
         }
     }
 
@@ -278,7 +328,7 @@ impl Host {
             }
         }
         let first = self.store.pods.len();
-        self.push_job(stored, submission.prepared, None, pods);
+        self.push_job(stored, submission.prepared, None, submission.queues, pods);
         for i in lost {
             let p = first + i;
             let name = self.pod_name(p);
@@ -300,11 +350,12 @@ impl Host {
         job: Job,
         prepared: Arc<dyn PreparedPod>,
         source: Option<JobSource>,
+        queues: Option<JobQueues>,
         pods: Vec<Pod>,
     ) -> usize {
         let j = self.store.jobs.len();
         let mut state = JobState {
-            queues: queue::requested(&job).ok().flatten(),
+            queues,
             prepared,
             active: BTreeSet::new(),
             succeeded: 0,
@@ -408,6 +459,9 @@ impl Host {
                     ticks += 1;
                     if ticks.is_multiple_of(LOG_SAVE_TICKS) {
                         self.touch_running_pods();
+                    }
+                    for (_, broker) in self.jobs.iter().filter_map(|j| j.queues.as_ref()) {
+                        broker.keepalive();
                     }
                     if !shutting_down {
                         self.serve_requests(&mut on_change);
@@ -617,14 +671,14 @@ impl Host {
         let job = &self.store.jobs[j];
         let pod = pods::new_pod(job, name.clone(), uid.clone(), prepared.image_id(), now);
         let container = pod.status.container_statuses[0].name.clone();
-        let queues = match (&self.jobs[j].queues, &self.config.broker) {
-            (Some(req), Some(broker)) => Some(QueueGrant {
+        let queues = self.jobs[j]
+            .queues
+            .as_ref()
+            .map(|(req, broker)| QueueGrant {
                 broker: broker.clone(),
                 queues: req.queues.clone(),
                 holder: uid.clone(),
-            }),
-            _ => None,
-        };
+            });
         let identity = PodIdentity {
             name: name.clone(),
             namespace,
@@ -782,10 +836,48 @@ impl Host {
     /// A run of pod `p` ended: its queue leases are acknowledged (success) or returned, in
     /// the commit that records how the run ended.
     fn settle_leases(&mut self, p: usize, success: bool) {
-        if self.jobs[self.store.pods[p].job].queues.is_some()
-            && let Some(uid) = &self.store.pods[p].pod.metadata.uid
-        {
-            self.settle.push((uid.clone(), success));
+        let Some((req, broker)) = &self.jobs[self.store.pods[p].job].queues else {
+            return;
+        };
+        let pod = &self.store.pods[p].pod;
+        let Some(uid) = &pod.metadata.uid else {
+            return;
+        };
+        // Leases belong to one container run (`UID/RUN`): the next run's never go with this one.
+        let run = pod
+            .status
+            .container_statuses
+            .first()
+            .map_or(0, |c| pods::runs(c) - 1)
+            .max(0);
+        let uid = queue::holder(uid, run);
+        if broker.settles_in_store() {
+            self.settle.push((uid, success));
+        } else {
+            self.outbox.push(PendingSettle {
+                holder: uid,
+                url: req.url.clone(),
+                queues: req.queues.clone(),
+                success,
+            });
+        }
+    }
+
+    /// Carries out the external settlements just committed; each one done is dropped from
+    /// the outbox with the next commit (a host that dies first leaves it to the next host).
+    fn settle_external(&mut self, done: Vec<PendingSettle>) {
+        for p in done {
+            let broker = self.jobs.iter().find_map(|j| {
+                j.queues
+                    .as_ref()
+                    .filter(|(r, _)| r.url == p.url)
+                    .map(|(_, b)| b.clone())
+            });
+            let Some(broker) = broker else { continue };
+            match broker.settle(&p.holder, &p.queues, p.success) {
+                Ok(()) => self.settled.push(p.holder),
+                Err(e) => tracing::warn!(error = %e, holder = p.holder, "settling leases failed"),
+            }
         }
     }
 
@@ -831,6 +923,9 @@ impl Host {
         let Some(db) = self.db.as_mut() else {
             self.saved_events = self.store.events.len();
             self.settle.clear();
+            let outbox = std::mem::take(&mut self.outbox);
+            self.settle_external(outbox);
+            self.settled.clear();
             return;
         };
         if self.store_error.is_some() && !last {
@@ -879,10 +974,18 @@ impl Host {
         }
         batch.done_requests = std::mem::take(&mut self.done_requests);
         batch.settle = std::mem::take(&mut self.settle);
+        let outbox = std::mem::take(&mut self.outbox);
+        batch.outbox = outbox.clone();
+        batch.settled = std::mem::take(&mut self.settled);
         self.saved_events = self.store.events.len();
-        if let Err(e) = db.commit(&batch) {
-            tracing::error!(error = %e, "committing the host's state failed");
-            self.store_error.get_or_insert(e);
+        let committed = db.commit(&batch);
+        drop(batch);
+        match committed {
+            Ok(()) => self.settle_external(outbox),
+            Err(e) => {
+                tracing::error!(error = %e, "committing the host's state failed");
+                self.store_error.get_or_insert(e);
+            }
         }
     }
 

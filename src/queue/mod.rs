@@ -12,6 +12,18 @@ use crate::api::field::{ErrorList, FieldError, Path as FieldPath};
 use crate::api::types::Job;
 use crate::store::db::{StateDb, StoreError};
 
+pub mod redis;
+
+/// Whether `url` selects the Redis broker (anything else is the embedded one).
+pub fn is_redis(url: &str) -> bool {
+    url.starts_with("redis://") || url.starts_with("rediss://")
+}
+
+/// The broker for a Redis `url`.
+pub fn connect_redis(url: &str) -> Result<Arc<dyn Broker>, QueueError> {
+    Ok(Arc::new(redis::RedisBroker::connect(url)?))
+}
+
 /// Why a queue operation failed (the guest sees "unavailable").
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -34,6 +46,17 @@ pub trait Broker: Send + Sync {
     fn push(&self, queue: &str, body: &[u8]) -> Result<(), QueueError>;
     /// Items waiting.
     fn len(&self, queue: &str) -> Result<u64, QueueError>;
+    /// Whether the host settles leases in its own state commits (the embedded broker);
+    /// otherwise it calls [`Broker::settle`] once a pod's end is committed.
+    fn settles_in_store(&self) -> bool {
+        false
+    }
+    /// Acknowledges (`success`) or requeues every lease `holder` has on `queues`.
+    fn settle(&self, _holder: &str, _queues: &[String], _success: bool) -> Result<(), QueueError> {
+        Ok(())
+    }
+    /// Called on every host tick: keeps this host's leases from expiring.
+    fn keepalive(&self) {}
 }
 
 /// Queues in the state database, through a connection of their own: pods pop and ack while
@@ -73,6 +96,15 @@ impl Broker for EmbeddedBroker {
     fn len(&self, queue: &str) -> Result<u64, QueueError> {
         Ok(self.db().queue_len(queue)?)
     }
+
+    fn settles_in_store(&self) -> bool {
+        true
+    }
+}
+
+/// Who holds the leases of run `run` (0 first) of the pod with uid `uid`.
+pub fn holder(uid: &str, run: i32) -> String {
+    format!("{uid}/{run}")
 }
 
 /// The queues one pod may use, and the broker that holds them.
@@ -82,7 +114,7 @@ pub struct QueueGrant {
     pub broker: Arc<dyn Broker>,
     /// Queue names the manifest grants.
     pub queues: Vec<String>,
-    /// Who holds the leases: the pod's uid.
+    /// The pod's uid: each container run holds its leases as [`holder`]`(uid, run)`.
     pub holder: String,
 }
 
@@ -135,13 +167,6 @@ pub fn requested(job: &Job) -> Result<Option<QueueRequest>, ErrorList> {
     };
     let url = url.unwrap_or_default();
     let mut errs = ErrorList::new();
-    if url.starts_with("redis://") || url.starts_with("rediss://") {
-        errs.push(FieldError::invalid(
-            &path.key("BROKER_URL"),
-            url.as_str(),
-            "the Redis broker is not available in this build of wasmjob yet",
-        ));
-    }
     let queues: Vec<String> = match value("QUEUE") {
         Some((_, Some(v))) => v
             .split(',')

@@ -103,11 +103,17 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE queue_seeds (
         source TEXT PRIMARY KEY,
         hash   TEXT NOT NULL
+    );
+    CREATE TABLE queue_settles (
+        holder  TEXT PRIMARY KEY,
+        url     TEXT NOT NULL,
+        queues  TEXT NOT NULL,
+        success INTEGER NOT NULL
     );",
 ];
 
 mod queue;
-pub use queue::{QueueStats, StoredItem};
+pub use queue::{PendingSettle, QueueStats, StoredItem};
 
 /// Why the state directory could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -208,6 +214,11 @@ pub struct Batch<'a> {
     /// Pods whose container run ended: `true` acknowledges the queue items leased to the pod
     /// (it succeeded), `false` returns them to their queues.
     pub settle: Vec<(String, bool)>,
+    /// Lease settlements an external broker must still carry out (an outbox: recorded with
+    /// the pod's end, replayed by the next host if this one dies first).
+    pub outbox: Vec<PendingSettle>,
+    /// Holders whose external settlement is done.
+    pub settled: Vec<String>,
 }
 
 impl Batch<'_> {
@@ -220,6 +231,8 @@ impl Batch<'_> {
             && self.logs.is_empty()
             && self.done_requests.is_empty()
             && self.settle.is_empty()
+            && self.outbox.is_empty()
+            && self.settled.is_empty()
     }
 }
 
@@ -549,6 +562,7 @@ impl StateDb {
                 done.execute([id]).map_err(sql)?;
             }
             queue::settle(&tx, &batch.settle).map_err(sql)?;
+            queue::outbox(&tx, &batch.outbox, &batch.settled).map_err(sql)?;
         }
         tx.commit().map_err(sql)
     }

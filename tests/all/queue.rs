@@ -380,3 +380,199 @@ fn job_template_expands_into_one_labelled_job_per_item() {
     let list: Value = out.json();
     assert_eq!(items(&list, "Job").len(), 3);
 }
+
+/// A `redis-server` on a free loopback port, stopped when dropped.
+struct Redis {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts Redis, or says why not (where `redis-server` cannot be installed) and returns None.
+fn redis() -> Option<Redis> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let dir = tempfile::tempdir().ok()?;
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(child) = child else {
+        eprintln!(
+            "skipped: redis-server is not installed (.ci/run installs Debian's redis-server)"
+        );
+        return None;
+    };
+    let redis = Redis {
+        child,
+        url: format!("redis://127.0.0.1:{port}"),
+        _dir: dir,
+    };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(redis);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("redis-server did not start on port {port}");
+}
+
+fn redis_len(url: &str, key: &str) -> i64 {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    redis::cmd("LLEN").arg(key).query(&mut conn).unwrap()
+}
+
+fn redis_consumer(dir: &Path, url: &str, name: &str) -> String {
+    consumer_job(
+        name,
+        "  parallelism: 2\n  backoffLimit: 100",
+        "work",
+        "Never",
+        &[
+            "--until-empty",
+            "--sleep",
+            "10",
+            "--record",
+            "/shared/record",
+        ],
+        &format!(
+            "      volumes: [{{name: shared, hostPath: {{path: {}}}}}]",
+            dir.display()
+        ),
+        "        volumeMounts: [{name: shared, mountPath: /shared}]",
+    )
+    .replace("'wasmjob://embedded'", &format!("'{url}'"))
+}
+
+#[test]
+fn two_hosts_drain_one_redis_queue_each_item_exactly_once() {
+    let Some(redis) = redis() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record");
+    std::fs::create_dir_all(&record).unwrap();
+    let work: Vec<String> = (0..40).map(|i| format!("w{i:02}")).collect();
+    let mut push = vec!["queue", "--broker", redis.url.as_str(), "push", "work"];
+    push.extend(work.iter().map(String::as_str));
+    let pushed = wasmjob(dir.path(), &push);
+    assert_eq!(
+        pushed.stdout, "queue/work: 40 item(s) pushed\n",
+        "{}",
+        pushed.stderr
+    );
+    let path = write(
+        dir.path(),
+        "job.yaml",
+        &redis_consumer(dir.path(), &redis.url, "drain"),
+    );
+    let hosts: Vec<std::process::Child> = (0..2)
+        .map(|i| {
+            Command::new(env!("CARGO_BIN_EXE_wasmjob"))
+                .args(["run", &path, "-q", "--no-logs", "-o", "name"])
+                .env("WASMJOB_STATE_DIR", dir.path().join(format!("state-{i}")))
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for h in hosts {
+        let out = h.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for w in &work {
+        let n = std::fs::read_to_string(record.join(w))
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        assert_eq!(n, 1, "{w} processed {n} times");
+    }
+    assert_eq!(redis_len(&redis.url, "work"), 0);
+    assert_eq!(
+        redis_len(&redis.url, "work:processing"),
+        0,
+        "every lease settled"
+    );
+    let len = wasmjob(
+        dir.path(),
+        &["queue", "--broker", &redis.url, "len", "work"],
+    );
+    assert_eq!(len.stdout, "0\n");
+}
+
+#[test]
+fn a_killed_host_returns_its_redis_leases_when_it_resumes() {
+    let Some(redis) = redis() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record");
+    std::fs::create_dir_all(&record).unwrap();
+    let work: Vec<String> = (0..30).map(|i| format!("k{i:02}")).collect();
+    let mut push = vec!["queue", "--broker", redis.url.as_str(), "push", "work"];
+    push.extend(work.iter().map(String::as_str));
+    assert_eq!(wasmjob(dir.path(), &push).code, 0);
+    let path = write(
+        dir.path(),
+        "job.yaml",
+        &redis_consumer(dir.path(), &redis.url, "resumable"),
+    );
+    let state = dir.path().join("state");
+    let args = [
+        "run",
+        path.as_str(),
+        "-q",
+        "--no-logs",
+        "--backoff-base",
+        "5ms",
+        "--backoff-max",
+        "10ms",
+    ];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmjob"))
+        .args(args)
+        .env("WASMJOB_STATE_DIR", &state)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it while pods hold leases.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while redis_len(&redis.url, "work:processing") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pod ever leased an item"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let out = wasmjob_with_state(&state, dir.path(), &args);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for w in &work {
+        assert!(record.join(w).exists(), "{w} was lost");
+    }
+    assert_eq!(redis_len(&redis.url, "work"), 0);
+    assert_eq!(redis_len(&redis.url, "work:processing"), 0);
+}

@@ -288,6 +288,7 @@ impl PreparedPod for PreparedWasm {
             preopens,
             memory_limit: self.memory_limit,
             queues: pod.queues.clone(),
+            runs: Default::default(),
             _tmp: tmp,
         }))
     }
@@ -302,6 +303,8 @@ struct WasmSandbox {
     preopens: Vec<(PathBuf, String, bool)>,
     memory_limit: usize,
     queues: Option<QueueGrant>,
+    /// Container runs so far: each run holds its queue leases under its own name.
+    runs: std::sync::atomic::AtomicI32,
     _tmp: Option<TempDir>,
 }
 
@@ -331,7 +334,11 @@ impl Sandbox for WasmSandbox {
                 max: self.memory_limit,
                 denied: false,
             },
-            queue: self.queues.clone().map(QueueAccess::new),
+            queue: self.queues.clone().map(|mut grant| {
+                let run = self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                grant.holder = crate::queue::holder(&grant.holder, run);
+                QueueAccess::new(grant)
+            }),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);

@@ -31,6 +31,39 @@ pub struct QueueStats {
     pub leased: u64,
 }
 
+/// A settlement an external broker (Redis) still owes: recorded in the commit that records
+/// the pod's end, removed once the broker has done it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingSettle {
+    /// The pod's uid.
+    pub holder: String,
+    /// The broker.
+    pub url: String,
+    /// The queues the pod was granted.
+    pub queues: Vec<String>,
+    /// Acknowledge (the pod succeeded) or requeue.
+    pub success: bool,
+}
+
+/// Records new pending settlements and drops those carried out.
+pub(super) fn outbox(
+    tx: &Transaction<'_>,
+    add: &[PendingSettle],
+    done: &[String],
+) -> rusqlite::Result<()> {
+    for p in add {
+        tx.execute(
+            "INSERT OR REPLACE INTO queue_settles (holder, url, queues, success)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![p.holder, p.url, p.queues.join(","), p.success],
+        )?;
+    }
+    for h in done {
+        tx.execute("DELETE FROM queue_settles WHERE holder = ?1", [h])?;
+    }
+    Ok(())
+}
+
 /// Acknowledges (success) or returns (failure) the items leased to each pod.
 pub(super) fn settle(tx: &Transaction<'_>, settle: &[(String, bool)]) -> rusqlite::Result<()> {
     if settle.is_empty() {
@@ -49,6 +82,29 @@ pub(super) fn settle(tx: &Transaction<'_>, settle: &[(String, bool)]) -> rusqlit
 }
 
 impl StateDb {
+    /// Settlements an external broker still owes (a host died before carrying them out).
+    pub fn pending_settles(&self) -> Result<Vec<PendingSettle>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT holder, url, queues, success FROM queue_settles")
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(PendingSettle {
+                    holder: r.get(0)?,
+                    url: r.get(1)?,
+                    queues: r
+                        .get::<_, String>(2)?
+                        .split(',')
+                        .map(str::to_string)
+                        .collect(),
+                    success: r.get(3)?,
+                })
+            })
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
     /// Appends items to `queue` in one transaction.
     pub fn queue_push<'b>(
         &mut self,
