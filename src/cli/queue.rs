@@ -14,7 +14,8 @@ use crate::store::db::StateDb;
 /// `wasmjob queue`.
 #[derive(Debug, clap::Args)]
 pub struct QueueArgs {
-    /// A `redis://` broker instead of the embedded queues (push and len).
+    /// A `redis://` broker instead of the embedded queues (push, len, purge); any other URL
+    /// means the embedded queues, as in a manifest.
     #[arg(long, global = true, value_name = "URL")]
     broker: Option<String>,
     #[command(subcommand)]
@@ -72,7 +73,8 @@ pub fn queue(args: QueueArgs, state: &StateDir) -> Outcome {
         );
         return Outcome::Invalid;
     }
-    if let Some(url) = &args.broker {
+    // Any other URL means the embedded queues, as in a manifest.
+    if let Some(url) = args.broker.as_deref().filter(|u| crate::queue::is_redis(u)) {
         return match remote(url, args.command) {
             Ok(o) => o,
             Err(e) => {
@@ -105,13 +107,7 @@ fn run(command: QueueCommand, mut db: StateDb) -> Result<Outcome, String> {
     let err = |e: crate::store::db::StoreError| e.to_string();
     match command {
         QueueCommand::Push { queue, items, file } => {
-            let mut all = items;
-            if let Some(f) = file {
-                all.extend(read_lines(&f)?);
-            }
-            if all.is_empty() {
-                return Err("nothing to push: give ITEMs or --from-file FILE".into());
-            }
+            let all = items_to_push(items, file)?;
             let n = db
                 .queue_push(&queue, all.iter().map(|i| i.as_bytes()))
                 .map_err(err)?;
@@ -146,7 +142,11 @@ fn run(command: QueueCommand, mut db: StateDb) -> Result<Outcome, String> {
             for i in items {
                 let status = match &i.lease {
                     None => "Ready".to_string(),
-                    Some(uid) => match db.name_of(uid).map_err(err)? {
+                    // Leases are held per container run: `POD_UID/RUN`.
+                    Some(holder) => match db
+                        .name_of(holder.split('/').next().unwrap_or(holder))
+                        .map_err(err)?
+                    {
                         Some(pod) => format!("Leased to pod/{pod}"),
                         None => "Leased".to_string(),
                     },
@@ -167,33 +167,44 @@ fn run(command: QueueCommand, mut db: StateDb) -> Result<Outcome, String> {
     Ok(Outcome::Success)
 }
 
-/// `push` and `len` on a Redis broker (other commands: use redis-cli).
+/// `push`, `len` and `purge` on a Redis broker (`ls` and `peek`: use redis-cli).
 fn remote(url: &str, command: QueueCommand) -> Result<Outcome, String> {
-    if !crate::queue::is_redis(url) {
-        return Err(format!(
-            "--broker {url:?}: only redis:// brokers are remote"
-        ));
-    }
-    let broker = crate::queue::connect_redis(url).map_err(|e| e.to_string())?;
+    let broker = crate::queue::redis::RedisBroker::connect(url).map_err(|e| e.to_string())?;
     match command {
         QueueCommand::Push { queue, items, file } => {
-            let mut all = items;
-            if let Some(f) = file {
-                all.extend(read_lines(&f)?);
-            }
-            for item in &all {
-                broker
-                    .push(&queue, item.as_bytes())
-                    .map_err(|e| e.to_string())?;
-            }
+            let all = items_to_push(items, file)?;
+            let bodies: Vec<Vec<u8>> = all.iter().map(|i| i.as_bytes().to_vec()).collect();
+            broker
+                .push_all(&queue, &bodies)
+                .map_err(|e| e.to_string())?;
             println!("queue/{queue}: {} item(s) pushed", all.len());
         }
         QueueCommand::Len { queue } => {
+            use crate::queue::Broker;
             println!("{}", broker.len(&queue).map_err(|e| e.to_string())?);
         }
-        _ => return Err("with --broker redis://..., use redis-cli for ls, peek and purge".into()),
+        QueueCommand::Purge { queue } => {
+            let n = broker.purge(&queue).map_err(|e| e.to_string())?;
+            println!("queue/{queue}: {n} item(s) purged");
+        }
+        _ => return Err("with --broker redis://..., use redis-cli for ls and peek".into()),
     }
     Ok(Outcome::Success)
+}
+
+/// The items of a push: arguments, then the lines of FILE; none may be empty.
+fn items_to_push(items: Vec<String>, file: Option<PathBuf>) -> Result<Vec<String>, String> {
+    if items.iter().any(String::is_empty) {
+        return Err("an item cannot be empty".into());
+    }
+    let mut all = items;
+    if let Some(f) = file {
+        all.extend(read_lines(&f)?);
+    }
+    if all.is_empty() {
+        return Err("nothing to push: give ITEMs or --from-file FILE".into());
+    }
+    Ok(all)
 }
 
 /// Non-empty lines of `path` (`-`: standard input).

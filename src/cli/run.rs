@@ -77,7 +77,7 @@ pub fn run(args: RunArgs, state: &StateDir) -> Outcome {
             Ok(h) => h,
             Err(o) => return o,
         };
-        let submissions = match host.prepare(loaded.jobs) {
+        let submissions = match host.prepare(loaded.jobs.clone()) {
             Ok(s) => s,
             Err(rejected) => return report_rejected(rejected),
         };
@@ -92,26 +92,9 @@ pub fn run(args: RunArgs, state: &StateDir) -> Outcome {
             }
         }
         let live = !args.options.quiet;
-        for seed in &loaded.seeds {
-            let items: Vec<Vec<u8>> = seed.items.iter().map(|i| i.as_bytes().to_vec()).collect();
-            if args.replace
-                && let Err(e) = db.forget_seed(&seed.source)
-            {
-                eprintln!("error: {e}");
-                return Outcome::JobFailed;
-            }
-            match db.seed_queue(&seed.source, &seed.hash, &seed.queue, &items) {
-                Ok(0) => {}
-                Ok(n) if live => eprintln!(
-                    "queue/{} seeded with {n} items from configmap/{}",
-                    seed.queue, seed.source
-                ),
-                Ok(_) => {}
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Outcome::JobFailed;
-                }
-            }
+        if let Err(e) = seed_queues(&mut db, &loaded, args.replace, live) {
+            eprintln!("error: {e}");
+            return Outcome::JobFailed;
         }
         host = host.with_state(db);
         for (sub, stored, pods) in plan.adopt {
@@ -140,6 +123,64 @@ pub fn run(args: RunArgs, state: &StateDir) -> Outcome {
         drop(lock);
         outcome
     })
+}
+
+/// Pushes what the manifests' queue seeds have not pushed before, to the broker of the Jobs
+/// that use each queue (Redis or the embedded queue). `--replace` empties the queue first.
+fn seed_queues(
+    db: &mut StateDb,
+    loaded: &crate::api::manifest::Manifests,
+    replace: bool,
+    live: bool,
+) -> Result<(), String> {
+    let err = |e: crate::store::db::StoreError| e.to_string();
+    for seed in &loaded.seeds {
+        let redis_url = loaded.jobs.iter().find_map(|m| {
+            let req = crate::queue::requested(&m.job).ok().flatten()?;
+            (crate::queue::is_redis(&req.url) && req.queues.contains(&seed.queue))
+                .then_some(req.url)
+        });
+        let redis = redis_url
+            .map(|url| crate::queue::redis::RedisBroker::connect(&url))
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        let items: Vec<Vec<u8>> = seed.items.iter().map(|i| i.as_bytes().to_vec()).collect();
+        if replace {
+            db.forget_seed(&seed.source).map_err(err)?;
+            match &redis {
+                Some(r) => {
+                    r.purge(&seed.queue).map_err(|e| e.to_string())?;
+                }
+                None => {
+                    db.queue_purge(&seed.queue).map_err(err)?;
+                }
+            }
+        }
+        let delta = db.seed_delta(&seed.source, &items).map_err(err)?;
+        if delta.is_empty() {
+            continue;
+        }
+        match &redis {
+            // Pushed first: a crash before the record pushes again (never loses an item).
+            Some(r) => {
+                r.push_all(&seed.queue, &delta).map_err(|e| e.to_string())?;
+                db.record_seed(&seed.source, &seed.hash, &items, None, &[])
+                    .map_err(err)?;
+            }
+            None => db
+                .record_seed(&seed.source, &seed.hash, &items, Some(&seed.queue), &delta)
+                .map_err(err)?,
+        }
+        if live {
+            eprintln!(
+                "queue/{} seeded with {} items from configmap/{}",
+                seed.queue,
+                delta.len(),
+                seed.source
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Runs `wasmjob resume`: continues every unfinished Job recorded in the state directory.
@@ -308,10 +349,20 @@ fn open_state(dir: &std::path::Path) -> Result<Opened, ()> {
         .and_then(|()| db.release_all_leases().map(|_| ()))
         .and_then(|()| db.collect_expired(now).map(|_| ()))
         .map_err(|e| fail(e.to_string()))?;
-    // Lease settlements a Redis broker still owes from the host before.
+    // Lease settlements a Redis broker still owes from the host before (one connection
+    // attempt per broker).
+    let mut brokers: std::collections::HashMap<String, Result<Arc<dyn Broker>, String>> =
+        std::collections::HashMap::new();
     for p in db.pending_settles().map_err(|e| fail(e.to_string()))? {
-        let done = crate::queue::connect_redis(&p.url)
-            .and_then(|b| b.settle(&p.holder, &p.queues, p.success));
+        let broker = brokers
+            .entry(p.url.clone())
+            .or_insert_with(|| crate::queue::connect_redis(&p.url).map_err(|e| e.to_string()));
+        let done = match broker {
+            Ok(b) => b
+                .settle(&p.holder, &p.queues, p.success)
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.clone()),
+        };
         match done {
             Ok(()) => {
                 let batch = Batch {

@@ -35,11 +35,23 @@ impl From<StoreError> for QueueError {
     }
 }
 
+/// What a pop found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Popped {
+    /// An item, now leased: `(id, body)`.
+    Item(u64, Vec<u8>),
+    /// Nothing waiting, but other pods hold leases whose items may come back (if they fail):
+    /// not yet the end of the queue.
+    Pending,
+    /// Nothing waiting and nothing leased to anyone else: the queue is drained.
+    Empty,
+}
+
 /// A queue backend. Items popped are leased to a holder (a pod's uid) until acknowledged, or
 /// until the host settles the holder's leases when its container run ends.
 pub trait Broker: Send + Sync {
-    /// Leases the next item of `queue` to `holder`: `(id, body)`, or `None` if it is empty.
-    fn pop(&self, queue: &str, holder: &str) -> Result<Option<(u64, Vec<u8>)>, QueueError>;
+    /// Leases the next item of `queue` to `holder`.
+    fn pop(&self, queue: &str, holder: &str) -> Result<Popped, QueueError>;
     /// Acknowledges item `id` held by `holder`; `false` if `holder` does not hold it.
     fn ack(&self, queue: &str, id: u64, holder: &str) -> Result<bool, QueueError>;
     /// Appends an item.
@@ -80,8 +92,13 @@ impl EmbeddedBroker {
 }
 
 impl Broker for EmbeddedBroker {
-    fn pop(&self, queue: &str, holder: &str) -> Result<Option<(u64, Vec<u8>)>, QueueError> {
-        Ok(self.db().queue_pop(queue, holder)?)
+    fn pop(&self, queue: &str, holder: &str) -> Result<Popped, QueueError> {
+        let mut db = self.db();
+        Ok(match db.queue_pop(queue, holder)? {
+            Some((id, body)) => Popped::Item(id, body),
+            None if db.queue_leased_to_others(queue, holder)? => Popped::Pending,
+            None => Popped::Empty,
+        })
     }
 
     fn ack(&self, queue: &str, id: u64, holder: &str) -> Result<bool, QueueError> {

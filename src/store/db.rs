@@ -102,7 +102,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX queue_items_by_lease ON queue_items(lease) WHERE lease IS NOT NULL;
     CREATE TABLE queue_seeds (
         source TEXT PRIMARY KEY,
-        hash   TEXT NOT NULL
+        hash   TEXT NOT NULL,
+        items  BLOB NOT NULL
     );
     CREATE TABLE queue_settles (
         holder  TEXT PRIMARY KEY,

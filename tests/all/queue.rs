@@ -576,3 +576,100 @@ fn a_killed_host_returns_its_redis_leases_when_it_resumes() {
     assert_eq!(redis_len(&redis.url, "work"), 0);
     assert_eq!(redis_len(&redis.url, "work:processing"), 0);
 }
+
+#[test]
+fn a_dead_hosts_redis_leases_expire_and_another_host_finishes_the_queue() {
+    let Some(redis) = redis() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record");
+    std::fs::create_dir_all(&record).unwrap();
+    let work: Vec<String> = (0..12).map(|i| format!("d{i:02}")).collect();
+    // Seeded by the manifest: into Redis, since the Job's broker is Redis.
+    let job = redis_consumer(dir.path(), &redis.url, "shared")
+        .replace("--sleep\", \"10\"", "--sleep\", \"150\"");
+    let path = write(
+        dir.path(),
+        "job.yaml",
+        &format!("{}{job}", seed("work-items", "work", &work)),
+    );
+    let run = |state: &str| {
+        Command::new(env!("CARGO_BIN_EXE_wasmjob"))
+            .args(["run", path.as_str(), "-q", "--no-logs"])
+            .env("WASMJOB_STATE_DIR", dir.path().join(state))
+            .env("WASMJOB_REDIS_LEASE_TTL", "1s")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut a = run("state-a");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while redis_len(&redis.url, "work:processing") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pod ever leased an item"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    a.kill().unwrap();
+    let _ = a.wait();
+    assert!(
+        redis_len(&redis.url, "work:processing") > 0,
+        "the dead host's leases remain"
+    );
+    // Host B never saw host A: its pods wait for A's leases to expire instead of calling the
+    // queue drained, then process those items too.
+    let b = run("state-b").wait_with_output().unwrap();
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    for w in &work {
+        assert!(record.join(w).exists(), "{w} was lost");
+    }
+    assert_eq!(redis_len(&redis.url, "work"), 0);
+    assert_eq!(redis_len(&redis.url, "work:processing"), 0);
+}
+
+#[test]
+fn a_dropped_redis_connection_is_reestablished() {
+    let Some(redis) = redis() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let record = dir.path().join("record");
+    std::fs::create_dir_all(&record).unwrap();
+    let work: Vec<String> = (0..6).map(|i| format!("c{i}")).collect();
+    let mut push = vec!["queue", "--broker", redis.url.as_str(), "push", "work"];
+    push.extend(work.iter().map(String::as_str));
+    assert_eq!(wasmjob(dir.path(), &push).code, 0);
+    let job = redis_consumer(dir.path(), &redis.url, "blip")
+        .replace("--sleep\", \"10\"", "--sleep\", \"200\"");
+    let path = write(dir.path(), "job.yaml", &job);
+    let host = Command::new(env!("CARGO_BIN_EXE_wasmjob"))
+        .args(["run", path.as_str(), "-q", "--no-logs"])
+        .env("WASMJOB_STATE_DIR", dir.path().join("state"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while redis_len(&redis.url, "work:processing") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no pod ever leased an item"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let client = redis::Client::open(redis.url.as_str()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let _: i64 = redis::cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"])
+        .query(&mut conn)
+        .unwrap();
+    let out = host.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for w in &work {
+        let n = std::fs::read_to_string(record.join(w)).map_or(0, |t| t.lines().count());
+        assert_eq!(n, 1, "{w} processed {n} times");
+    }
+}

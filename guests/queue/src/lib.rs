@@ -25,6 +25,7 @@ use std::fmt;
 mod status {
     pub const OK: i32 = 0;
     pub const EMPTY: i32 = 1;
+    pub const PENDING: i32 = 2;
     pub const DENIED: i32 = -1;
     pub const TOO_SMALL: i32 = -2;
     pub const UNAVAILABLE: i32 = -3;
@@ -107,7 +108,10 @@ impl Queue {
         &self.name
     }
 
-    /// Takes the next item, leasing it to this pod; `None` when the queue is empty.
+    /// Takes the next item, leasing it to this pod; `None` once the queue is drained. While
+    /// nothing waits but other pods still hold items (which come back if they fail), it
+    /// waits: the queue is not over yet. Acknowledge an item before popping the next: two
+    /// pods that each hold an unacknowledged item and pop again would wait on each other.
     pub fn pop(&self) -> Result<Option<Item>, Error> {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -122,6 +126,7 @@ impl Queue {
                     }));
                 }
                 status::EMPTY => return Ok(None),
+                status::PENDING => std::thread::sleep(std::time::Duration::from_millis(100)),
                 // The host keeps the item for this pod; ask again with room for it.
                 status::TOO_SMALL => buf.resize(len as usize, 0),
                 other => return check(other, &self.name, 0).map(|()| None),

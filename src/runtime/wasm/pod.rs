@@ -310,6 +310,9 @@ struct WasmSandbox {
 
 impl Sandbox for WasmSandbox {
     fn run(&self, log: Arc<PodLog>) -> BoxFuture<PodExit> {
+        // Counted first: every run the kubelet reports, even one that cannot start, has a
+        // number, and the host settles queue leases by it.
+        let run = self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut b = WasiCtxBuilder::new();
         b.args(&self.argv)
             .stdout(LogSink(log.clone()))
@@ -335,7 +338,6 @@ impl Sandbox for WasmSandbox {
                 denied: false,
             },
             queue: self.queues.clone().map(|mut grant| {
-                let run = self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 grant.holder = crate::queue::holder(&grant.holder, run);
                 QueueAccess::new(grant)
             }),

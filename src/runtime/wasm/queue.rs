@@ -2,7 +2,8 @@
 //! guest side is the `wasmjob-queue` crate in `guests/queue`). Every call checks the grant
 //! and every guest pointer; a bad pointer is an error code, never a host fault.
 //!
-//! Status codes: 0 ok, 1 empty (pop), -1 denied, -2 buffer too small (pop; the item is kept
+//! Status codes: 0 ok, 1 empty (pop), 2 pending (pop: nothing waiting, but other pods hold
+//! leases whose items may come back; ask again later), -1 denied, -2 buffer too small (pop; the item is kept
 //! for the pod and the needed length written), -3 broker unavailable, -4 invalid arguments,
 //! -5 not leased (ack).
 
@@ -11,10 +12,11 @@ use std::collections::HashMap;
 use wasmtime::{Caller, Extern, Linker};
 
 use super::pod::PodState;
-use crate::queue::QueueGrant;
+use crate::queue::{Popped, QueueGrant};
 
 const OK: i32 = 0;
 const EMPTY: i32 = 1;
+const PENDING: i32 = 2;
 const DENIED: i32 = -1;
 const TOO_SMALL: i32 = -2;
 const UNAVAILABLE: i32 = -3;
@@ -107,8 +109,9 @@ fn pop(
     let item = match access.pending.remove(&queue) {
         Some(item) => item,
         None => match access.grant.broker.pop(&queue, &access.grant.holder) {
-            Ok(Some(item)) => item,
-            Ok(None) => return EMPTY,
+            Ok(Popped::Item(id, body)) => (id, body),
+            Ok(Popped::Empty) => return EMPTY,
+            Ok(Popped::Pending) => return PENDING,
             Err(e) => {
                 tracing::warn!(queue, error = %e, "queue pop failed");
                 return UNAVAILABLE;

@@ -153,6 +153,18 @@ impl StateDb {
             .map_err(|e| self.sql(e))
     }
 
+    /// Whether items of `queue` are leased to holders other than `holder` (their items may
+    /// come back if those pods fail).
+    pub fn queue_leased_to_others(&self, queue: &str, holder: &str) -> Result<bool, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT 1 FROM queue_items WHERE queue = ?1 AND lease IS NOT NULL AND lease != ?2",
+            )
+            .map_err(|e| self.sql(e))?;
+        stmt.exists(params![queue, holder]).map_err(|e| self.sql(e))
+    }
+
     /// Acknowledges item `id` of `queue` if `holder` holds it; `false` if it does not.
     pub fn queue_ack(&mut self, queue: &str, id: u64, holder: &str) -> Result<bool, StoreError> {
         let id = i64::try_from(id).unwrap_or(-1);
@@ -244,16 +256,45 @@ impl StateDb {
             .map_err(|e| self.sql(e))
     }
 
-    /// Pushes `items` to `queue` unless the same seed (`source`, e.g. a ConfigMap, with the
-    /// same content `hash`) was pushed before: a re-run or resume never seeds twice. Returns
-    /// how many were pushed.
-    pub fn seed_queue(
+    /// What a seed (`source`, e.g. a ConfigMap) must still push of `items`: all of them the
+    /// first time, nothing when the same content was seeded before, and only the items not
+    /// seeded before when its content changed (a multiset difference), so that a re-run or
+    /// resume never pushes an item twice.
+    pub fn seed_delta(&self, source: &str, items: &[Vec<u8>]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let before: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT items FROM queue_seeds WHERE source = ?1",
+                [source],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.sql(e))?;
+        let mut seen: Vec<Vec<u8>> = before
+            .map(|b| b.split(|&c| c == b'\n').map(<[u8]>::to_vec).collect())
+            .unwrap_or_default();
+        let mut new = Vec::new();
+        for item in items {
+            match seen.iter().position(|s| s == item) {
+                Some(i) => {
+                    seen.swap_remove(i);
+                }
+                None => new.push(item.clone()),
+            }
+        }
+        Ok(new)
+    }
+
+    /// Pushes `push` to the embedded `queue` (if `queue` is given: a Redis queue is pushed by
+    /// its broker) and records that `source` has seeded `items`, in one transaction.
+    pub fn record_seed(
         &mut self,
         source: &str,
         hash: &str,
-        queue: &str,
         items: &[Vec<u8>],
-    ) -> Result<usize, StoreError> {
+        queue: Option<&str>,
+        push: &[Vec<u8>],
+    ) -> Result<(), StoreError> {
         let dir = self.dir.clone();
         let sql = |source| StoreError::Sql {
             dir: dir.clone(),
@@ -261,34 +302,22 @@ impl StateDb {
         };
         let now = Timestamp::now().as_microsecond();
         let tx = self.conn.transaction().map_err(sql)?;
-        let seen: Option<String> = tx
-            .query_row(
-                "SELECT hash FROM queue_seeds WHERE source = ?1",
-                [source],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(sql)?;
-        if seen.as_deref() == Some(hash) {
-            return Ok(0);
-        }
-        {
+        if let Some(queue) = queue {
             let mut put = tx
                 .prepare_cached(
                     "INSERT INTO queue_items (queue, body, enqueued) VALUES (?1, ?2, ?3)",
                 )
                 .map_err(sql)?;
-            for body in items {
+            for body in push {
                 put.execute(params![queue, body, now]).map_err(sql)?;
             }
         }
         tx.execute(
-            "INSERT OR REPLACE INTO queue_seeds (source, hash) VALUES (?1, ?2)",
-            [source, hash],
+            "INSERT OR REPLACE INTO queue_seeds (source, hash, items) VALUES (?1, ?2, ?3)",
+            params![source, hash, items.join(&b'\n')],
         )
         .map_err(sql)?;
-        tx.commit().map_err(sql)?;
-        Ok(items.len())
+        tx.commit().map_err(sql)
     }
 
     /// Forgets that `source` seeded a queue (`--replace` seeds again).
@@ -351,15 +380,23 @@ mod tests {
     }
 
     #[test]
-    fn seeds_once_per_content() {
+    fn a_seed_pushes_each_item_once_even_when_its_content_changes() {
         let (_d, mut db) = db();
-        let items = vec![b"a".to_vec(), b"b".to_vec()];
-        assert_eq!(db.seed_queue("default/cm", "h1", "q", &items).unwrap(), 2);
-        assert_eq!(db.seed_queue("default/cm", "h1", "q", &items).unwrap(), 0);
-        assert_eq!(db.seed_queue("default/cm", "h2", "q", &items).unwrap(), 2);
-        assert_eq!(db.queue_len("q").unwrap(), 4);
+        let v = |s: &[&str]| s.iter().map(|i| i.as_bytes().to_vec()).collect::<Vec<_>>();
+        let first = v(&["a", "b", "b"]);
+        let delta = db.seed_delta("default/cm", &first).unwrap();
+        assert_eq!(delta, first);
+        db.record_seed("default/cm", "h1", &first, Some("q"), &delta)
+            .unwrap();
+        assert!(db.seed_delta("default/cm", &first).unwrap().is_empty());
+        let second = v(&["b", "a", "c", "b", "b"]);
+        assert_eq!(
+            db.seed_delta("default/cm", &second).unwrap(),
+            v(&["c", "b"])
+        );
+        assert_eq!(db.queue_len("q").unwrap(), 3);
         db.queue_pop("q", "p").unwrap();
         assert_eq!(db.release_all_leases().unwrap(), 1);
-        assert_eq!(db.queue_purge("q").unwrap(), 4);
+        assert_eq!(db.queue_purge("q").unwrap(), 3);
     }
 }
