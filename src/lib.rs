@@ -13,4 +13,5 @@ pub mod kubelet;
 pub mod logs;
 pub mod queue;
 pub mod runtime;
+pub mod schedule;
 pub mod store;

@@ -491,3 +491,64 @@ pub fn field_ref_key(path: &str) -> Option<FieldRef<'_>> {
             .or_else(|| subscript("metadata.annotations").map(FieldRef::Annotation)),
     }
 }
+
+/// `validateScheduleFormat`: the schedule parses as robfig's `ParseStandard` does, and names
+/// no time zone (Kubernetes takes that from `timeZone`).
+pub fn validate_schedule(schedule: &str, path: &Path) -> ErrorList {
+    let mut errs = ErrorList::new();
+    if let Err(e) = crate::schedule::Schedule::parse_standard(schedule) {
+        errs.push(FieldError::invalid(path, schedule, e));
+    }
+    if schedule.contains("TZ") {
+        errs.push(FieldError::invalid(
+            path,
+            schedule,
+            "cannot use TZ or CRON_TZ in schedule, use timeZone field instead",
+        ));
+    }
+    errs
+}
+
+/// `validateTimeZone`: an IANA name the time zone database knows.
+pub fn validate_time_zone(tz: Option<&str>, path: &Path) -> ErrorList {
+    let mut errs = ErrorList::new();
+    let Some(tz) = tz else { return errs };
+    if tz.is_empty() {
+        errs.push(FieldError::invalid(
+            path,
+            tz,
+            "timeZone must be nil or non-empty string",
+        ));
+        return errs;
+    }
+    let part_ok = |p: &str| {
+        p != "."
+            && p != ".."
+            && !p.starts_with('-')
+            && (1..=14).contains(&p.len())
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+'))
+    };
+    if !tz.split('/').all(part_ok) {
+        errs.push(FieldError::invalid(
+            path,
+            tz,
+            format!("unknown time zone {tz}"),
+        ));
+        return errs;
+    }
+    if tz.eq_ignore_ascii_case("local") {
+        errs.push(FieldError::invalid(
+            path,
+            tz,
+            "timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones",
+        ));
+    } else if jiff::tz::TimeZone::get(tz).is_err() {
+        errs.push(FieldError::invalid(
+            path,
+            tz,
+            format!("unknown time zone {tz}"),
+        ));
+    }
+    errs
+}

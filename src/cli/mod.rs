@@ -14,6 +14,7 @@ mod logs;
 pub mod output;
 mod queue;
 mod run;
+mod schedule;
 mod state;
 pub mod tabwriter;
 
@@ -66,6 +67,8 @@ enum Command {
     Delete(delete::DeleteArgs),
     /// Fill and inspect the embedded work queues (push, ls, peek, len, purge).
     Queue(queue::QueueArgs),
+    /// Print the next fire times of a CronJob schedule, or why Kubernetes would reject it.
+    Schedule(schedule::ScheduleArgs),
 }
 
 /// Options shared by `run` and `resume`: how the run is shown and paced.
@@ -181,6 +184,7 @@ pub fn main() -> ExitCode {
         Command::Logs(args) => logs::logs(args, &state),
         Command::Delete(args) => delete::delete(args, &state),
         Command::Queue(args) => queue::queue(args, &state),
+        Command::Schedule(args) => schedule::schedule(args),
     }
     .into()
 }

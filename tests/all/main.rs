@@ -2,6 +2,7 @@
 //! One test binary, so the guests and the crate are built once.
 
 mod cli;
+mod cron;
 mod host;
 mod queue;
 mod sandbox;
