@@ -22,7 +22,14 @@ pub fn default_job(job: &mut Job) {
     if job.metadata.namespace.is_none() {
         job.metadata.namespace = Some(DEFAULT_NAMESPACE.into());
     }
-    let spec = &mut job.spec;
+    default_job_spec(&mut job.spec);
+    if job.metadata.labels.is_empty() {
+        job.metadata.labels = job.spec.template.metadata.labels.clone();
+    }
+}
+
+/// The defaults of a Job's spec (also a CronJob's `jobTemplate.spec`).
+pub fn default_job_spec(spec: &mut super::types::JobSpec) {
     if spec.completions.is_none() && spec.parallelism.is_none() {
         spec.completions = Some(1);
         spec.parallelism = Some(1);
@@ -34,9 +41,6 @@ pub fn default_job(job: &mut Job) {
     spec.suspend.get_or_insert(false);
     spec.pod_replacement_policy
         .get_or_insert_with(|| "TerminatingOrFailed".into());
-    if job.metadata.labels.is_empty() {
-        job.metadata.labels = spec.template.metadata.labels.clone();
-    }
     if spec.template.spec.restart_policy.is_none() {
         // Pods default to Always, which validation then rejects for Jobs, as Kubernetes does.
         spec.template.spec.restart_policy = Some("Always".into());

@@ -1,5 +1,6 @@
 //! Kubernetes API objects: types, defaulting, validation and manifest reading. Pure.
 
+pub mod cronjob;
 pub mod defaults;
 pub mod field;
 pub mod manifest;

@@ -63,7 +63,7 @@ pub fn validate_job(job: &Job) -> ErrorList {
     errs
 }
 
-fn validate_meta(meta: &ObjectMeta, path: &Path, allow: &[&str], errs: &mut ErrorList) {
+pub(crate) fn validate_meta(meta: &ObjectMeta, path: &Path, allow: &[&str], errs: &mut ErrorList) {
     if let Some(ns) = &meta.namespace
         && (ns.len() > 63 || !is_dns1123_label_shape(ns))
     {
@@ -105,7 +105,7 @@ fn validate_labels(labels: &StringMap, path: &Path, errs: &mut ErrorList) {
 }
 
 /// Reports each field wasmjob does not understand, so none is silently ignored.
-fn unsupported(other: &Extra, path: &Path, harmless: &[&str], errs: &mut ErrorList) {
+pub(crate) fn unsupported(other: &Extra, path: &Path, harmless: &[&str], errs: &mut ErrorList) {
     for key in other.keys() {
         if !harmless.contains(&key.as_str()) {
             errs.push(FieldError::forbidden(
@@ -116,7 +116,7 @@ fn unsupported(other: &Extra, path: &Path, harmless: &[&str], errs: &mut ErrorLi
     }
 }
 
-fn non_negative(v: Option<i64>, path: &Path, errs: &mut ErrorList) {
+pub(crate) fn non_negative(v: Option<i64>, path: &Path, errs: &mut ErrorList) {
     if let Some(v) = v
         && v < 0
     {
@@ -128,7 +128,7 @@ fn non_negative(v: Option<i64>, path: &Path, errs: &mut ErrorList) {
     }
 }
 
-fn validate_spec(spec: &JobSpec, path: &Path, errs: &mut ErrorList) {
+pub(crate) fn validate_spec(spec: &JobSpec, path: &Path, errs: &mut ErrorList) {
     non_negative(
         spec.parallelism.map(i64::from),
         &path.child("parallelism"),

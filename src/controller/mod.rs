@@ -1,5 +1,6 @@
 //! Controllers: pure decisions from (object, observed pods, now) to actions.
 
 pub mod backoff;
+pub mod cronjob;
 pub mod job;
 pub mod ttl;
