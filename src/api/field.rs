@@ -106,6 +106,13 @@ pub struct FieldError {
 }
 
 impl FieldError {
+    /// The same error inside `prefix`: a Job's `spec.template` becomes a CronJob's
+    /// `spec.jobTemplate.spec.template`.
+    pub fn under(mut self, prefix: &str) -> Self {
+        self.path = Path(format!("{prefix}.{}", self.path.0));
+        self
+    }
+
     /// `Invalid value` at `path`.
     pub fn invalid(path: &Path, value: impl Into<Value>, detail: impl Into<String>) -> Self {
         Self::at(path, ErrorKind::Invalid(value.into(), detail.into()))

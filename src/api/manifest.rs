@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use sha2::{Digest, Sha256};
 
+use super::cronjob::{CronJob, default_cronjob, validate_cronjob};
 use super::defaults::default_job;
 use super::field::{ErrorList, FieldError, Path as FieldPath};
 use super::names::{is_dns1123_subdomain_shape, is_queue_name};
@@ -21,6 +22,17 @@ pub struct JobManifest {
     /// Where it came from, e.g. `examples/pi.yaml` or `jobs.yaml#2`.
     pub source: String,
     /// The manifest's directory: relative `image` and `hostPath` paths start here.
+    pub base_dir: PathBuf,
+}
+
+/// A CronJob read from a manifest, defaulted and validated.
+#[derive(Debug, Clone)]
+pub struct CronJobManifest {
+    /// The CronJob.
+    pub cronjob: CronJob,
+    /// Where it came from.
+    pub source: String,
+    /// The manifest's directory.
     pub base_dir: PathBuf,
 }
 
@@ -51,6 +63,8 @@ pub struct Manifests {
     pub jobs: Vec<JobManifest>,
     /// Work-queue seeds.
     pub seeds: Vec<QueueSeed>,
+    /// CronJobs, defaulted and validated.
+    pub cronjobs: Vec<CronJobManifest>,
 }
 
 /// Why a manifest could not be used.
@@ -136,6 +150,7 @@ pub fn load_expanded(
 ) -> Result<Manifests, Vec<ManifestError>> {
     let mut jobs = Vec::new();
     let mut seeds = Vec::new();
+    let mut cronjobs = Vec::new();
     let mut errors = Vec::new();
     for path in paths {
         match manifest_files(path) {
@@ -162,6 +177,7 @@ pub fn load_expanded(
                                 let (m, e) = parse_manifests(&text, &source, &base);
                                 jobs.extend(m.jobs);
                                 seeds.extend(m.seeds);
+                                cronjobs.extend(m.cronjobs);
                                 errors.extend(e);
                             }
                         }
@@ -192,7 +208,11 @@ pub fn load_expanded(
         }
     }
     if errors.is_empty() {
-        Ok(Manifests { jobs, seeds })
+        Ok(Manifests {
+            jobs,
+            seeds,
+            cronjobs,
+        })
     } else {
         Err(errors)
     }
@@ -229,6 +249,7 @@ pub fn parse_documents(
 pub fn parse_manifests(text: &str, file: &str, base_dir: &Path) -> (Manifests, Vec<ManifestError>) {
     let mut jobs = Vec::new();
     let mut seeds = Vec::new();
+    let mut cronjobs = Vec::new();
     let mut errors = Vec::new();
     // Read every document first (their count decides how sources are named). After a syntax
     // error the document stream never ends, so stop at the first one.
@@ -267,6 +288,17 @@ pub fn parse_manifests(text: &str, file: &str, base_dir: &Path) -> (Manifests, V
             }
             continue;
         }
+        if value.get("kind").and_then(|k| k.as_str()) == Some("CronJob") {
+            match parse_cronjob(value, &source) {
+                Ok(cronjob) => cronjobs.push(CronJobManifest {
+                    cronjob,
+                    source,
+                    base_dir: base_dir.to_path_buf(),
+                }),
+                Err(e) => errors.push(e),
+            }
+            continue;
+        }
         match parse_object(value, &source) {
             Ok(mut job) => {
                 default_job(&mut job);
@@ -289,7 +321,49 @@ pub fn parse_manifests(text: &str, file: &str, base_dir: &Path) -> (Manifests, V
             Err(e) => errors.push(e),
         }
     }
-    (Manifests { jobs, seeds }, errors)
+    (
+        Manifests {
+            jobs,
+            seeds,
+            cronjobs,
+        },
+        errors,
+    )
+}
+
+/// A `batch/v1` (or the docs' older `batch/v1beta1`) CronJob, defaulted and validated.
+fn parse_cronjob(mut value: serde_json::Value, source: &str) -> Result<CronJob, ManifestError> {
+    let err = |message: String| ManifestError::Parse {
+        file: source.to_string(),
+        message,
+    };
+    let version = value
+        .get("apiVersion")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    if !matches!(version, "batch/v1" | "batch/v1beta1") {
+        return Err(err(format!(
+            "no matches for kind \"CronJob\" in version {version:?}: use apiVersion batch/v1"
+        )));
+    }
+    if let Some(obj) = value.as_object_mut() {
+        obj.remove("status");
+        obj.insert("apiVersion".into(), "batch/v1".into());
+    }
+    let mut cj: CronJob = serde_path_to_error::deserialize(value)
+        .map_err(|e| err(format!("{}: {}", e.path(), e.inner())))?;
+    default_cronjob(&mut cj);
+    let errors = validate_cronjob(&cj);
+    if errors.is_empty() {
+        Ok(cj)
+    } else {
+        Err(ManifestError::Invalid {
+            file: source.to_string(),
+            kind: "CronJob".into(),
+            name: cj.name().to_string(),
+            errors,
+        })
+    }
 }
 
 /// A `v1` ConfigMap annotated `wasmjob.dev/seed-queue: QUEUE` with `data.items`.
@@ -389,7 +463,6 @@ fn parse_object(value: serde_json::Value, source: &str) -> Result<Job, ManifestE
                 "no matches for kind \"Job\" in version {api_version:?}: use apiVersion batch/v1"
             )));
         }
-        (_, "CronJob") => return Err(err("kind CronJob is not supported by wasmjob yet".into())),
         _ => {
             return Err(err(format!(
                 "kind {kind:?} ({api_version}) is not supported: wasmjob runs batch/v1 Jobs"

@@ -46,11 +46,7 @@ pub fn delete(args: DeleteArgs, state: &StateDir) -> Outcome {
         return delete_pods(&args, &given, state);
     }
     if let Ok((Resource::CronJobs, given)) = resource_args(&args.args) {
-        // This version records no CronJobs.
-        for n in &given {
-            eprintln!("Error from server (NotFound): cronjobs.batch {n:?} not found");
-        }
-        return Outcome::JobFailed;
+        return delete_cronjobs(&args, &given, state);
     }
     let names = match targets(&args) {
         Ok(n) => n,
@@ -307,4 +303,65 @@ fn delete_pod(db: &mut StateDb, dir: &Path, ns: &str, name: &str) -> Result<bool
         .map_err(err)?;
     wait_for_host(db, dir, id, |db| db.delete_pod(&uid, None).map_err(err))?;
     Ok(true)
+}
+
+/// `wasmjob delete cronjob NAME...`: the CronJob with its Jobs, their pods and logs.
+fn delete_cronjobs(args: &DeleteArgs, names: &[String], state: &StateDir) -> Outcome {
+    let (dir, mut db) = match (state.path(), state.read()) {
+        (Ok(dir), Ok(Some(db))) => (dir, db),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return Outcome::JobFailed;
+        }
+        (_, Ok(None)) => {
+            for n in names {
+                eprintln!("Error from server (NotFound): cronjobs.batch {n:?} not found");
+            }
+            return Outcome::JobFailed;
+        }
+    };
+    let mut outcome = Outcome::Success;
+    for name in names {
+        let cj: Option<crate::api::cronjob::CronJob> =
+            match db.get("CronJob", &args.namespace, name) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Outcome::JobFailed;
+                }
+            };
+        let Some(cj) = cj else {
+            if !args.ignore_not_found {
+                eprintln!("Error from server (NotFound): cronjobs.batch {name:?} not found");
+                outcome = Outcome::JobFailed;
+            }
+            continue;
+        };
+        let uid = cj.uid().to_string();
+        let result = if HostLock::holder(&dir).is_none()
+            && let Ok(_lock) = HostLock::acquire(&dir)
+        {
+            db.delete_cronjob(&uid, None)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        } else {
+            db.request("delete", "CronJob", &args.namespace, name, &uid, "")
+                .map_err(|e| e.to_string())
+                .and_then(|id| {
+                    wait_for_host(&mut db, &dir, id, |db| {
+                        db.delete_cronjob(&uid, None)
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
+                    })
+                })
+        };
+        match result {
+            Ok(()) => println!("cronjob.batch {name:?} deleted"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                outcome = Outcome::JobFailed;
+            }
+        }
+    }
+    outcome
 }

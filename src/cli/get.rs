@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use super::output::{Format, Listing, parse_format, render};
 use super::state::{Resource, StateDir, resource_args};
 use super::{Outcome, parse_duration};
+use crate::api::cronjob::CronJob;
 use crate::api::types::{Job, Pod};
 use crate::store::Event;
 use crate::store::db::{HostLock, StateDb, StoreError};
@@ -44,6 +45,7 @@ pub struct GetArgs {
 
 /// Objects of one kind.
 enum Objects {
+    CronJobs(Vec<CronJob>),
     Jobs(Vec<Job>),
     Pods(Vec<Pod>),
     Events(Vec<Event>),
@@ -53,6 +55,7 @@ impl Objects {
     fn listing(&self) -> Listing<'_> {
         let mut l = Listing::default();
         match self {
+            Objects::CronJobs(v) => l.cronjobs = v.iter().collect(),
             Objects::Jobs(v) => l.jobs = v.iter().collect(),
             Objects::Pods(v) => l.pods = v.iter().collect(),
             Objects::Events(v) => l.events = v.iter().collect(),
@@ -62,6 +65,7 @@ impl Objects {
 
     fn names(&self) -> Vec<&str> {
         match self {
+            Objects::CronJobs(v) => v.iter().map(CronJob::name).collect(),
             Objects::Jobs(v) => v.iter().map(Job::name).collect(),
             Objects::Pods(v) => v
                 .iter()
@@ -73,6 +77,7 @@ impl Objects {
 
     fn is_empty(&self) -> bool {
         match self {
+            Objects::CronJobs(v) => v.is_empty(),
             Objects::Jobs(v) => v.is_empty(),
             Objects::Pods(v) => v.is_empty(),
             Objects::Events(v) => v.is_empty(),
@@ -83,6 +88,7 @@ impl Objects {
     fn retain(&mut self, keep: impl Fn(&str, &std::collections::BTreeMap<String, String>) -> bool) {
         let none = Default::default();
         match self {
+            Objects::CronJobs(v) => v.retain(|c| keep(c.name(), &c.metadata.labels)),
             Objects::Jobs(v) => v.retain(|j| keep(j.name(), &j.metadata.labels)),
             Objects::Pods(v) => {
                 v.retain(|p| keep(p.metadata.name.as_deref().unwrap_or(""), &p.metadata.labels))
@@ -119,8 +125,10 @@ fn load(
             Objects::Pods(changed(db, "Pod", ns, after.unwrap_or(-1))?)
         }
         Resource::Pods => Objects::Pods(db.list("Pod", ns)?),
-        // CronJobs are not recorded by this version; the list is empty.
-        Resource::CronJobs => Objects::Jobs(Vec::new()),
+        Resource::CronJobs if after.is_some() => {
+            Objects::CronJobs(changed(db, "CronJob", ns, after.unwrap_or(-1))?)
+        }
+        Resource::CronJobs => Objects::CronJobs(db.list("CronJob", ns)?),
         Resource::Events => {
             let mut events = db.events_since(after.unwrap_or(-1))?;
             events.retain(|e| ns.is_none_or(|ns| e.namespace == ns));
@@ -214,7 +222,8 @@ fn load_none(res: Resource) -> Objects {
     match res {
         Resource::Pods => Objects::Pods(Vec::new()),
         Resource::Events => Objects::Events(Vec::new()),
-        Resource::Jobs | Resource::CronJobs => Objects::Jobs(Vec::new()),
+        Resource::CronJobs => Objects::CronJobs(Vec::new()),
+        Resource::Jobs => Objects::Jobs(Vec::new()),
     }
 }
 

@@ -98,6 +98,13 @@ pub struct RunOptions {
     /// Linear memory cap for containers without resources.limits.memory.
     #[arg(long, value_parser = parse_bytes, default_value = "512Mi", value_name = "BYTES")]
     memory_limit: u64,
+    /// Each CronJob creates at most N Jobs, then the run ends once they finish.
+    #[arg(long, value_name = "N")]
+    schedules: Option<u32>,
+    /// Stop after this long (running pods are terminated), e.g. `3m`: CronJobs otherwise
+    /// keep scheduling until Ctrl-C.
+    #[arg(long = "for", value_parser = parse_duration, value_name = "DURATION")]
+    run_for: Option<Duration>,
 }
 
 /// `wasmjob run`.

@@ -3,6 +3,7 @@
 use jiff::Timestamp;
 use serde::Serialize;
 
+use crate::api::cronjob::CronJob;
 use crate::api::types::{COMPLETE, FAILED, FAILURE_TARGET, Job, Pod};
 use crate::host::pod_status_column;
 use crate::store::{Event, Store};
@@ -210,6 +211,60 @@ fn jobs_rows(jobs: &[&Job], wide: bool, now: Timestamp) -> Vec<Vec<String>> {
     rows
 }
 
+/// `kubectl get cronjobs` rows.
+fn cronjobs_rows(cronjobs: &[&CronJob], wide: bool, now: Timestamp) -> Vec<Vec<String>> {
+    let mut head = vec![
+        "NAME",
+        "SCHEDULE",
+        "TIMEZONE",
+        "SUSPEND",
+        "ACTIVE",
+        "LAST SCHEDULE",
+        "AGE",
+    ];
+    if wide {
+        head.extend(["CONTAINERS", "IMAGES", "SELECTOR"]);
+    }
+    let mut rows = vec![head.into_iter().map(String::from).collect::<Vec<_>>()];
+    for cj in cronjobs {
+        let s = &cj.spec;
+        let mut row = vec![
+            cj.name().to_string(),
+            s.schedule.clone(),
+            s.time_zone.clone().unwrap_or_else(|| "<none>".into()),
+            if s.suspend == Some(true) {
+                "True"
+            } else {
+                "False"
+            }
+            .into(),
+            cj.status.active.len().to_string(),
+            cj.status
+                .last_schedule_time
+                .map_or_else(|| "<none>".into(), |t| since(Some(t), now)),
+            since(cj.metadata.creation_timestamp, now),
+        ];
+        if wide {
+            let cs = &s.job_template.spec.template.spec.containers;
+            row.push(
+                cs.iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+            row.push(
+                cs.iter()
+                    .map(|c| c.image.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+            row.push("<none>".into());
+        }
+        rows.push(row);
+    }
+    rows
+}
+
 /// `kubectl get pods` rows.
 fn pods_rows(pods: &[&Pod], wide: bool, now: Timestamp) -> Vec<Vec<String>> {
     let mut head = vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"];
@@ -313,6 +368,8 @@ pub fn event_object(e: &Event) -> serde_json::Value {
 /// Objects to print, by kind.
 #[derive(Default)]
 pub struct Listing<'a> {
+    /// CronJobs.
+    pub cronjobs: Vec<&'a CronJob>,
     /// Jobs.
     pub jobs: Vec<&'a Job>,
     /// Pods.
@@ -327,6 +384,7 @@ impl<'a> Listing<'a> {
     /// Every Job and Pod of a run.
     pub fn of_store(store: &'a Store) -> Self {
         Listing {
+            cronjobs: store.cronjobs.iter().collect(),
             jobs: store.jobs.iter().collect(),
             pods: store.pods.iter().map(|p| &p.pod).collect(),
             events: Vec::new(),
@@ -335,12 +393,13 @@ impl<'a> Listing<'a> {
     }
 
     fn len(&self) -> usize {
-        self.jobs.len() + self.pods.len() + self.events.len()
+        self.cronjobs.len() + self.jobs.len() + self.pods.len() + self.events.len()
     }
 
     /// The objects as JSON values: Jobs, then Pods, then Events.
     fn values(&self) -> Vec<serde_json::Value> {
         let mut out: Vec<serde_json::Value> = Vec::with_capacity(self.len());
+        out.extend(self.cronjobs.iter().map(to_value));
         out.extend(self.jobs.iter().map(to_value));
         out.extend(self.pods.iter().map(to_value));
         out.extend(self.events.iter().map(|e| event_object(e)));
@@ -379,6 +438,13 @@ pub fn render<'a>(
             };
             let of =
                 |m: &'a crate::api::types::ObjectMeta| m.namespace.as_deref().unwrap_or("default");
+            if !listing.cronjobs.is_empty() {
+                let rows = cronjobs_rows(&listing.cronjobs, wide, now);
+                parts.push(ns(
+                    rows,
+                    listing.cronjobs.iter().map(|c| of(&c.metadata)).collect(),
+                ));
+            }
             if !listing.jobs.is_empty() {
                 let rows = jobs_rows(&listing.jobs, wide, now);
                 parts.push(ns(
@@ -408,6 +474,9 @@ pub fn render<'a>(
         }
         Format::Name => {
             let mut out = String::new();
+            for c in &listing.cronjobs {
+                out.push_str(&format!("cronjob.batch/{}\n", c.name()));
+            }
             for j in &listing.jobs {
                 out.push_str(&format!("job.batch/{}\n", j.name()));
             }

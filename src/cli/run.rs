@@ -9,11 +9,12 @@ use std::time::Instant;
 use super::output::{Format, Listing, render};
 use super::state::StateDir;
 use super::{Outcome, ResumeArgs, RunArgs, RunOptions};
+use crate::api::cronjob::CronJob;
 use crate::api::manifest::{JobManifest, load_expanded};
 use crate::api::types::{COMPLETE, FAILED, Job, Pod};
 use crate::clock::{Clock, TokioClock};
 use crate::controller::backoff::BackoffPolicy;
-use crate::host::{Change, Host, HostConfig, Rejected, Submission};
+use crate::host::{Change, CronSubmission, Host, HostConfig, Rejected, Submission};
 use crate::logs::LogStream;
 use crate::queue::{Broker, EmbeddedBroker};
 use crate::runtime::wasm::{WasmOptions, WasmRuntime};
@@ -30,9 +31,9 @@ pub fn run(args: RunArgs, state: &StateDir) -> Outcome {
             return Outcome::Invalid;
         }
     };
-    if loaded.jobs.is_empty() {
+    if loaded.jobs.is_empty() && loaded.cronjobs.is_empty() {
         let paths: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
-        eprintln!("error: no Jobs found in {}", paths.join(", "));
+        eprintln!("error: no Jobs or CronJobs found in {}", paths.join(", "));
         return Outcome::Invalid;
     }
     block_on(async {
@@ -41,9 +42,16 @@ pub fn run(args: RunArgs, state: &StateDir) -> Outcome {
                 Ok(h) => h,
                 Err(o) => return o,
             };
-            return match host.prepare(loaded.jobs) {
-                Ok(_) => Outcome::Success,
-                Err(rejected) => report_rejected(rejected),
+            return match (
+                host.prepare(loaded.jobs),
+                host.prepare_cronjobs(loaded.cronjobs),
+            ) {
+                (Ok(_), Ok(_)) => Outcome::Success,
+                (Err(mut a), b) => {
+                    a.extend(b.err().unwrap_or_default());
+                    report_rejected(a)
+                }
+                (Ok(_), Err(b)) => report_rejected(b),
             };
         }
         // --ephemeral keeps its state (and queues) in a directory removed at the end.
@@ -81,6 +89,20 @@ pub fn run(args: RunArgs, state: &StateDir) -> Outcome {
             Ok(s) => s,
             Err(rejected) => return report_rejected(rejected),
         };
+        let cron_submissions = match host.prepare_cronjobs(loaded.cronjobs.clone()) {
+            Ok(s) => s,
+            Err(rejected) => return report_rejected(rejected),
+        };
+        let cron_plan = match reconcile_cronjobs(&db, cron_submissions, args.replace) {
+            Ok(p) => p,
+            Err(o) => return o,
+        };
+        for uid in &cron_plan.replace {
+            if let Err(e) = db.delete_cronjob(uid, None) {
+                eprintln!("error: {e}");
+                return Outcome::JobFailed;
+            }
+        }
         let plan = match reconcile_with_state(&db, submissions, args.replace) {
             Ok(p) => p,
             Err(o) => return o,
@@ -112,6 +134,18 @@ pub fn run(args: RunArgs, state: &StateDir) -> Outcome {
             host.adopt(sub, stored, pods);
         }
         host.submit(plan.new);
+        for (sub, stored, jobs) in cron_plan.adopt {
+            if live {
+                eprintln!("cronjob.batch/{} resumed", stored.name());
+            }
+            host.adopt_cronjob(sub, stored, jobs);
+        }
+        if live {
+            for cj in &cron_plan.new {
+                eprintln!("cronjob.batch/{} created", cj.cronjob().name());
+            }
+        }
+        host.submit_cronjobs(cron_plan.new);
         if live {
             for job in &host.store().jobs {
                 if job.status.start_time.is_none() {
@@ -207,9 +241,63 @@ pub fn resume(args: ResumeArgs, state: &StateDir) -> Outcome {
                 return Outcome::JobFailed;
             }
         };
-        if recorded.is_empty() {
+        // A CronJob's Jobs resume with it.
+        let recorded: Vec<_> = recorded
+            .into_iter()
+            .filter(|r| {
+                !r.job
+                    .metadata
+                    .owner_references
+                    .iter()
+                    .any(|o| o.kind == "CronJob")
+            })
+            .collect();
+        let cronjobs: Vec<CronJob> = match db.list("CronJob", None) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Outcome::JobFailed;
+            }
+        };
+        if recorded.is_empty() && cronjobs.is_empty() {
             eprintln!("nothing to resume: every recorded Job has finished");
             return Outcome::Success;
+        }
+        let mut adopt_crons = Vec::new();
+        for cj in cronjobs {
+            let loaded = db.job_source(cj.uid()).and_then(|src| {
+                let mut jobs = Vec::new();
+                for job in db.owned::<Job>("Job", cj.uid())? {
+                    let pods: Vec<Pod> = db.owned("Pod", job.uid())?;
+                    jobs.push((job, pods));
+                }
+                Ok((src, jobs))
+            });
+            let (source, jobs) = match loaded {
+                Ok(x) => x,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Outcome::JobFailed;
+                }
+            };
+            let Some(source) = source else {
+                eprintln!(
+                    "error: cronjob.batch/{} has no recorded manifest; delete it or run its manifest again",
+                    cj.name()
+                );
+                return Outcome::JobFailed;
+            };
+            let manifest = crate::api::manifest::CronJobManifest {
+                cronjob: cj.clone(),
+                source: source.source,
+                base_dir: source.base_dir,
+            };
+            match host.prepare_cronjobs(vec![manifest]) {
+                Ok(subs) => {
+                    adopt_crons.extend(subs.into_iter().map(|s| (s, cj.clone(), jobs.clone())))
+                }
+                Err(rejected) => return report_rejected(rejected),
+            }
         }
         let mut adopt = Vec::new();
         for r in recorded {
@@ -238,6 +326,12 @@ pub fn resume(args: ResumeArgs, state: &StateDir) -> Outcome {
                 eprintln!("{}", resumed_note(job.name(), &pods));
             }
             host.adopt(sub, job, pods);
+        }
+        for (sub, cj, jobs) in adopt_crons {
+            if !args.options.quiet {
+                eprintln!("cronjob.batch/{} resumed", cj.name());
+            }
+            host.adopt_cronjob(sub, cj, jobs);
         }
         let outcome = drive(host, &args.options).await;
         drop(lock);
@@ -299,6 +393,7 @@ fn new_host(o: &RunOptions, broker: Option<Arc<dyn Broker>>) -> Result<Host, Out
         log_limit: usize::try_from(o.log_limit).unwrap_or(usize::MAX),
         log_stream,
         broker,
+        schedules_limit: o.schedules,
     };
     Ok(Host::new(Arc::new(wasm), clock, config))
 }
@@ -385,6 +480,79 @@ fn open_state(dir: &std::path::Path) -> Result<Opened, ()> {
     })
 }
 
+/// A recorded Job with its pods.
+type JobWithPods = (Job, Vec<Pod>);
+
+/// What a run does with each of its CronJobs.
+struct CronPlan {
+    new: Vec<CronSubmission>,
+    adopt: Vec<(CronSubmission, CronJob, Vec<JobWithPods>)>,
+    replace: Vec<String>,
+}
+
+/// As [`reconcile_with_state`], for CronJobs: a recorded one of the same manifest goes on
+/// from its last schedule (with its Jobs).
+fn reconcile_cronjobs(
+    db: &StateDb,
+    submissions: Vec<CronSubmission>,
+    replace: bool,
+) -> Result<CronPlan, Outcome> {
+    let mut plan = CronPlan {
+        new: Vec::new(),
+        adopt: Vec::new(),
+        replace: Vec::new(),
+    };
+    let fail = |e: crate::store::db::StoreError| {
+        eprintln!("error: {e}");
+        Outcome::JobFailed
+    };
+    let mut conflicts = Vec::new();
+    for sub in submissions {
+        let cj = sub.cronjob();
+        let ns = cj
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let stored: Option<CronJob> = db.get("CronJob", &ns, cj.name()).map_err(fail)?;
+        let Some(stored) = stored else {
+            plan.new.push(sub);
+            continue;
+        };
+        if replace {
+            plan.replace.push(stored.uid().to_string());
+            plan.new.push(sub);
+            continue;
+        }
+        let same = db
+            .job_source(stored.uid())
+            .map_err(fail)?
+            .is_some_and(|s| s.spec_hash == sub.source().spec_hash);
+        if !same {
+            conflicts.push(format!(
+                "{}: cronjob.batch {:?} already exists with a different spec; use --replace to \
+                 delete it (and its Jobs) and run this one",
+                sub.source().source,
+                stored.name()
+            ));
+            continue;
+        }
+        let mut jobs = Vec::new();
+        for job in db.owned::<Job>("Job", stored.uid()).map_err(fail)? {
+            let pods: Vec<Pod> = db.owned("Pod", job.uid()).map_err(fail)?;
+            jobs.push((job, pods));
+        }
+        plan.adopt.push((sub, stored, jobs));
+    }
+    if !conflicts.is_empty() {
+        for c in conflicts {
+            eprintln!("error: {c}");
+        }
+        return Err(Outcome::Invalid);
+    }
+    Ok(plan)
+}
+
 /// What a run does with each of its Jobs, given what the state directory holds.
 struct StatePlan {
     new: Vec<Submission>,
@@ -459,11 +627,23 @@ fn reconcile_with_state(
 async fn drive(mut host: Host, o: &RunOptions) -> Outcome {
     let live = !o.quiet;
     let started = Instant::now();
-    let shutdown = async {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("interrupted: terminating running pods");
-        } else {
-            std::future::pending::<()>().await;
+    let run_for = o.run_for;
+    let shutdown = async move {
+        let time_up = async {
+            match run_for {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            signal = tokio::signal::ctrl_c() => {
+                if signal.is_ok() {
+                    eprintln!("interrupted: terminating running pods");
+                } else {
+                    std::future::pending::<()>().await;
+                }
+            }
+            () = time_up => eprintln!("time is up (--for): terminating running pods"),
         }
     };
     let result = host
@@ -485,6 +665,9 @@ async fn drive(mut host: Host, o: &RunOptions) -> Outcome {
                     reason,
                 } => format!("job.batch/{name} {condition} ({reason})"),
                 Change::JobDeleted { name } => format!("job.batch/{name} deleted"),
+                Change::JobCreated { name, cronjob } => {
+                    format!("cronjob.batch/{cronjob} created job.batch/{name}")
+                }
             };
             // One write per line, so that lines never interleave with streamed logs.
             let line = format!("[{t:7.3}s] {what}\n");
@@ -504,6 +687,9 @@ async fn drive(mut host: Host, o: &RunOptions) -> Outcome {
     let mut listing = Listing::of_store(store);
     listing.jobs = jobs.clone();
     listing
+        .cronjobs
+        .retain(|c| c.metadata.deletion_timestamp.is_none());
+    listing
         .pods
         .retain(|p| p.metadata.deletion_timestamp.is_none());
     let text = match render(&listing, &o.output, now, false) {
@@ -521,7 +707,8 @@ async fn drive(mut host: Host, o: &RunOptions) -> Outcome {
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
     // Jobs the TTL controller deleted still count as they ended; deleted ones did not complete.
-    let all_complete = !store.jobs.is_empty()
+    // Jobs the TTL controller or a CronJob's history deleted still count as they ended.
+    let all_complete = !(store.jobs.is_empty() && store.cronjobs.is_empty())
         && store
             .jobs
             .iter()

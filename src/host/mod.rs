@@ -31,7 +31,10 @@ use crate::store::db::{
 };
 use crate::store::{Event, PodEntry, Store};
 
+mod cron;
 pub mod pods;
+
+pub use cron::{CronSubmission, cron_hash};
 
 pub use pods::pod_status_column;
 
@@ -51,6 +54,8 @@ pub struct HostConfig {
     pub log_stream: Option<Arc<LogStream>>,
     /// The broker of pods whose manifest grants work queues (`BROKER_URL`, `QUEUE`).
     pub broker: Option<Arc<dyn Broker>>,
+    /// Each CronJob creates at most this many Jobs in this run (`--schedules N`).
+    pub schedules_limit: Option<u32>,
 }
 
 impl Default for HostConfig {
@@ -60,6 +65,7 @@ impl Default for HostConfig {
             log_limit: DEFAULT_LOG_LIMIT,
             log_stream: None,
             broker: None,
+            schedules_limit: None,
         }
     }
 }
@@ -84,6 +90,13 @@ pub enum Change {
         condition: String,
         /// Condition reason.
         reason: String,
+    },
+    /// A CronJob created a Job.
+    JobCreated {
+        /// The Job's name.
+        name: String,
+        /// The CronJob's name.
+        cronjob: String,
     },
     /// A Job was deleted by `wasmjob delete` while the host ran it.
     JobDeleted {
@@ -166,12 +179,14 @@ pub struct Host {
     config: HostConfig,
     store: Store,
     jobs: Vec<JobState>,
+    crons: Vec<cron::CronState>,
     pods: Vec<PodState>,
     names: HashSet<String>,
     updates_tx: mpsc::UnboundedSender<PodUpdate>,
     updates_rx: mpsc::UnboundedReceiver<PodUpdate>,
     db: Option<StateDb>,
     dirty_jobs: Vec<usize>,
+    dirty_crons: Vec<usize>,
     dirty_pods: Vec<usize>,
     saved_events: usize,
     starts: Vec<Start>,
@@ -200,12 +215,14 @@ impl Host {
             config,
             store: Store::default(),
             jobs: Vec::new(),
+            crons: Vec::new(),
             pods: Vec::new(),
             names: HashSet::new(),
             updates_tx,
             updates_rx,
             db: None,
             dirty_jobs: Vec::new(),
+            dirty_crons: Vec::new(),
             dirty_pods: Vec::new(),
             saved_events: 0,
             starts: Vec::new(),
@@ -318,7 +335,17 @@ impl Host {
     /// its manifest, prepared (the same spec). Pods that were still pending or running when that host stopped are
     /// marked failed, as Kubernetes marks the pods of a lost node; finished pods count as
     /// they were recorded, and back-off and deadlines continue from the recorded times.
-    pub fn adopt(&mut self, submission: Submission, stored: Job, mut pods: Vec<Pod>) {
+    pub fn adopt(&mut self, submission: Submission, stored: Job, pods: Vec<Pod>) {
+        self.adopt_parts(stored, submission.prepared, submission.queues, pods);
+    }
+
+    fn adopt_parts(
+        &mut self,
+        stored: Job,
+        prepared: Arc<dyn PreparedPod>,
+        queues: Option<JobQueues>,
+        mut pods: Vec<Pod>,
+    ) {
         let now = self.clock.now();
         let mut lost = Vec::new();
         for (i, pod) in pods.iter_mut().enumerate() {
@@ -328,7 +355,7 @@ impl Host {
             }
         }
         let first = self.store.pods.len();
-        self.push_job(stored, submission.prepared, None, submission.queues, pods);
+        self.push_job(stored, prepared, None, queues, pods);
         for i in lost {
             let p = first + i;
             let name = self.pod_name(p);
@@ -428,6 +455,12 @@ impl Host {
                 shutting_down = true;
                 self.kill_all();
             }
+            for c in 0..self.crons.len() {
+                if !shutting_down && self.crons[c].requeue_at.is_some_and(|t| t <= now) {
+                    self.crons[c].requeue_at = None;
+                    self.sync_cron(c, &mut on_change);
+                }
+            }
             for j in 0..self.jobs.len() {
                 if self.jobs[j].requeue_at.is_some_and(|t| t <= now) {
                     self.jobs[j].requeue_at = None;
@@ -441,7 +474,12 @@ impl Host {
             self.commit(false);
             self.start_pods();
             let running = self.jobs.iter().any(|j| !j.active.is_empty());
-            let next = self.jobs.iter().filter_map(|j| j.requeue_at).min();
+            let next = self
+                .jobs
+                .iter()
+                .filter_map(|j| j.requeue_at)
+                .chain(self.crons.iter().filter_map(|c| c.requeue_at))
+                .min();
             if !running && (next.is_none() || shutting_down) {
                 break;
             }
@@ -551,7 +589,11 @@ impl Host {
             self.touch_job(j);
         }
         let before = self.store.jobs[j].status.conditions.len();
+        let was_finished = self.store.jobs[j].status.finished().is_some();
         self.store.jobs[j].status = plan.status;
+        if !was_finished && self.store.jobs[j].status.finished().is_some() {
+            self.job_finished(j);
+        }
         for cond in &self.store.jobs[j].status.conditions[before..] {
             on_change(&Change::Job {
                 name: job_name.clone(),
@@ -618,10 +660,10 @@ impl Host {
         message: String,
         time: Timestamp,
     ) {
-        let (meta, source) = if kind == "Job" {
-            (&self.store.jobs[index].metadata, "job-controller")
-        } else {
-            (&self.store.pods[index].pod.metadata, "kubelet")
+        let (meta, source) = match kind {
+            "Job" => (&self.store.jobs[index].metadata, "job-controller"),
+            "CronJob" => (&self.store.cronjobs[index].metadata, "cronjob-controller"),
+            _ => (&self.store.pods[index].pod.metadata, "kubelet"),
         };
         self.store.events.push(Event {
             type_: type_.into(),
@@ -913,9 +955,13 @@ impl Host {
     /// host stops (terminating its pods); `last` makes the final attempt after that.
     fn commit(&mut self, last: bool) {
         let dirty_jobs = std::mem::take(&mut self.dirty_jobs);
+        let dirty_crons = std::mem::take(&mut self.dirty_crons);
         let dirty_pods = std::mem::take(&mut self.dirty_pods);
         for &j in &dirty_jobs {
             self.jobs[j].dirty = false;
+        }
+        for &c in &dirty_crons {
+            self.crons[c].dirty = false;
         }
         for &p in &dirty_pods {
             self.pods[p].dirty = false;
@@ -944,6 +990,16 @@ impl Host {
             batch.jobs.push(job);
             if let Some(source) = state.source.take() {
                 batch.job_sources.push((job.uid().to_string(), source));
+            }
+        }
+        for &c in &dirty_crons {
+            let cj = &self.store.cronjobs[c];
+            if deleted(cj.metadata.uid.as_deref()) {
+                continue;
+            }
+            batch.cronjobs.push(cj);
+            if let Some(source) = self.crons[c].take_source() {
+                batch.job_sources.push((cj.uid().to_string(), source));
             }
         }
         for &p in &dirty_pods {
@@ -1010,6 +1066,8 @@ impl Host {
                 );
             } else if req.verb == "delete" && req.kind == "Pod" {
                 self.delete_pod(&req);
+            } else if req.verb == "delete" && req.kind == "CronJob" {
+                self.delete_cronjob(&req, on_change);
             } else {
                 self.done_requests.push(req.id);
             }

@@ -200,6 +200,8 @@ pub struct LogChunk {
 /// Everything one host loop turn changed, written in one transaction.
 #[derive(Default)]
 pub struct Batch<'a> {
+    /// CronJobs to insert or replace.
+    pub cronjobs: Vec<&'a crate::api::cronjob::CronJob>,
     /// Jobs to insert or replace.
     pub jobs: Vec<&'a Job>,
     /// Sources of newly created Jobs, by uid.
@@ -226,6 +228,7 @@ impl Batch<'_> {
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
         self.jobs.is_empty()
+            && self.cronjobs.is_empty()
             && self.job_sources.is_empty()
             && self.pods.is_empty()
             && self.events.is_empty()
@@ -467,14 +470,34 @@ impl StateDb {
                         owner = excluded.owner, expires = excluded.expires",
                 )
                 .map_err(sql)?;
+            for cj in &batch.cronjobs {
+                put.execute(params![
+                    cj.uid(),
+                    "CronJob",
+                    namespace(&cj.metadata.namespace),
+                    cj.name(),
+                    Option::<String>::None,
+                    rv,
+                    false,
+                    to_json(cj),
+                    Option::<i64>::None
+                ])
+                .map_err(sql)?;
+            }
             for job in &batch.jobs {
                 let finished = job.status.finished().is_some();
+                let owner = job
+                    .metadata
+                    .owner_references
+                    .iter()
+                    .find(|o| o.controller)
+                    .map(|o| o.uid.clone());
                 put.execute(params![
                     job.uid(),
                     "Job",
                     namespace(&job.metadata.namespace),
                     job.name(),
-                    Option::<String>::None,
+                    owner,
                     rv,
                     finished,
                     to_json(job),
@@ -928,6 +951,17 @@ impl StateDb {
             })
             .map_err(|e| self.sql(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// Deletes CronJob `uid` with its events, and its Jobs with theirs (cascade).
+    pub fn delete_cronjob(&mut self, uid: &str, request: Option<i64>) -> Result<usize, StoreError> {
+        let jobs: Vec<Job> = self.owned("Job", uid)?;
+        let mut n = 0;
+        for j in &jobs {
+            n += self.delete_job(j.uid(), false, None)?.objects;
+        }
+        n += self.delete_job(uid, false, request)?.objects;
+        Ok(n)
     }
 
     /// Deletes pod `uid` with its events and logs (and the request that asked, if any).

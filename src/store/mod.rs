@@ -53,6 +53,8 @@ pub struct PodEntry {
 /// Every object of a run.
 #[derive(Default, Clone)]
 pub struct Store {
+    /// CronJobs in submission order.
+    pub cronjobs: Vec<crate::api::cronjob::CronJob>,
     /// Jobs in submission order.
     pub jobs: Vec<Job>,
     /// Pods in creation order.

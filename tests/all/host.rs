@@ -243,3 +243,146 @@ async fn a_resumed_job_continues_back_off_from_the_recorded_failures() {
     assert_eq!((job.status.failed, job.status.succeeded), (4, 1));
     assert_eq!(job.status.conditions.last().unwrap().type_, "Complete");
 }
+
+fn cron(spec: &str, args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
+    format!(
+        "apiVersion: batch/v1\nkind: CronJob\nmetadata: {{name: hello}}\nspec:\n  schedule: '*/1 * * * *'\n{spec}\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{{name: c, image: fake.wasm, args: [{}]}}]\n",
+        args.join(", ")
+    )
+}
+
+/// Runs CronJobs on the fake runtime with a paused clock until each made `limit` Jobs.
+async fn run_cron(manifest: &str, limit: u32, state: Option<&std::path::Path>) -> Store {
+    let (m, errs) =
+        wasmjob::api::manifest::parse_manifests(manifest, "c.yaml", std::path::Path::new("."));
+    assert!(errs.is_empty(), "{errs:?}");
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(T0));
+    let config = HostConfig {
+        schedules_limit: Some(limit),
+        ..HostConfig::default()
+    };
+    let mut host = Host::new(Arc::new(FakeRuntime), clock, config);
+    if let Some(dir) = state {
+        host = host.with_state(StateDb::open(dir).unwrap());
+    }
+    let subs = host
+        .prepare_cronjobs(m.cronjobs)
+        .map_err(|r| format!("{r:?}"))
+        .unwrap();
+    host.submit_cronjobs(subs);
+    host.run(std::future::pending(), |_| {}).await.unwrap();
+    host.store().clone()
+}
+
+/// Most Jobs of `store` running at once, from their start and completion times.
+fn max_overlap(store: &Store) -> usize {
+    let mut edges = Vec::new();
+    for j in &store.jobs {
+        let Some(start) = j.status.start_time else {
+            panic!("{} never started: {:?}", j.name(), j.status);
+        };
+        edges.push((start, 1));
+        // A replaced Job ends when it is deleted.
+        let end = j
+            .status
+            .completion_time
+            .or(j.metadata.deletion_timestamp)
+            .or(j.status.conditions.last().map(|c| c.last_transition_time))
+            .unwrap();
+        edges.push((end, -1));
+    }
+    edges.sort();
+    let (mut cur, mut max) = (0i32, 0i32);
+    for (_, d) in edges {
+        cur += d;
+        max = max.max(cur);
+    }
+    max as usize
+}
+
+#[tokio::test(start_paused = true)]
+async fn cronjob_creates_a_job_each_minute_named_by_minute() {
+    let store = run_cron(&cron("", &["sleep", "20000"]), 3, None).await;
+    let created: Vec<f64> = store
+        .jobs
+        .iter()
+        .map(|j| secs(j.metadata.creation_timestamp))
+        .collect();
+    // T0 is 22:13:20: the runs are at 22:14, 22:15 and 22:16.
+    // (Kubernetes looks again 100 ms after each schedule time.)
+    assert_eq!(created, [40.1, 100.1, 160.1]);
+    let names: Vec<&str> = store.jobs.iter().map(|j| j.name()).collect();
+    let minute = (1_700_000_000 + 40) / 60;
+    assert_eq!(
+        names,
+        [
+            format!("hello-{minute}"),
+            format!("hello-{}", minute + 1),
+            format!("hello-{}", minute + 2)
+        ]
+    );
+    assert!(
+        store
+            .jobs
+            .iter()
+            .all(|j| j.status.condition("Complete").is_some())
+    );
+    let cj = &store.cronjobs[0];
+    assert_eq!(secs(cj.status.last_schedule_time), 160.0);
+    assert!(cj.status.active.is_empty());
+    assert!(cj.status.last_successful_time.is_some());
+    assert_eq!(
+        store.jobs[0].metadata.annotations["batch.kubernetes.io/cronjob-scheduled-timestamp"].len(),
+        25
+    );
+    assert_eq!(store.jobs[0].metadata.owner_references[0].kind, "CronJob");
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrency_policies_on_the_host() {
+    let slow = ["sleep", "150000"];
+    let allow = run_cron(&cron("", &slow), 4, None).await;
+    assert!(max_overlap(&allow) >= 2, "Allow overlaps");
+    let forbid = run_cron(&cron("  concurrencyPolicy: Forbid", &slow), 3, None).await;
+    assert_eq!(max_overlap(&forbid), 1, "Forbid never has two active Jobs");
+    let replace = run_cron(&cron("  concurrencyPolicy: Replace", &slow), 3, None).await;
+    assert_eq!(max_overlap(&replace), 1, "Replace ends the old Job first");
+    let replaced: Vec<_> = replace
+        .jobs
+        .iter()
+        .filter(|j| j.metadata.deletion_timestamp.is_some())
+        .collect();
+    assert_eq!(replaced.len(), 2, "the first two were replaced");
+}
+
+#[tokio::test(start_paused = true)]
+async fn history_limits_and_ttl_delete_old_jobs_on_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = run_cron(
+        &cron(
+            "  successfulJobsHistoryLimit: 2\n  failedJobsHistoryLimit: 1",
+            &["sleep", "1000"],
+        ),
+        6,
+        Some(dir.path()),
+    )
+    .await;
+    let db = StateDb::open_existing(dir.path()).unwrap().unwrap();
+    let kept: Vec<wasmjob::api::types::Job> = db.list("Job", None).unwrap();
+    // The history limit prunes as new runs finish: the last pass kept 2 (and the newest).
+    assert!(kept.len() <= 3, "{}", kept.len());
+    assert_eq!(store.jobs.len(), 6);
+
+    let dir = tempfile::tempdir().unwrap();
+    let ttl = cron("  successfulJobsHistoryLimit: 100", &["sleep", "1000"]).replace(
+        "  jobTemplate:\n    spec:\n",
+        "  jobTemplate:\n    spec:\n      ttlSecondsAfterFinished: 30\n",
+    );
+    run_cron(&ttl, 3, Some(dir.path())).await;
+    let db = StateDb::open_existing(dir.path()).unwrap().unwrap();
+    let left: Vec<wasmjob::api::types::Job> = db.list("Job", None).unwrap();
+    // Runs at 40, 100, 160 s, each done a second later; the host stops after the third
+    // finishes (161 s): the first two expired at 71 and 131 s, the third is 30 s from it.
+    assert_eq!(left.len(), 1);
+}

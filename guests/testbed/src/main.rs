@@ -85,6 +85,53 @@ fn run(step: Step) {
         Step::FailUntil(path, n) => fail_until(&path, n),
         Step::Echo(text) => out(format!("{text}\n").as_bytes()),
         Step::Stderr(text) => errln!("{text}"),
+        Step::Date => out(format!("{}\n", date(std::time::SystemTime::now())).as_bytes()),
+    }
+}
+
+/// `date`'s default format in UTC, from the WASI realtime clock.
+fn date(now: std::time::SystemTime) -> String {
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{} {} {day:2} {:02}:{:02}:{:02} UTC {year}",
+        WEEKDAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod date_tests {
+    use super::date;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn formats_like_date_in_utc() {
+        assert_eq!(date(UNIX_EPOCH), "Thu Jan  1 00:00:00 UTC 1970");
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_442_460);
+        assert_eq!(date(t), "Mon Nov 23 14:01:00 UTC 2026");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(date(leap), "Tue Feb 29 00:00:00 UTC 2000");
     }
 }
 

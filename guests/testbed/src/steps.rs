@@ -35,6 +35,8 @@ pub enum Step {
     Echo(String),
     /// `stderr TEXT`: print TEXT and a newline to stderr.
     Stderr(String),
+    /// `date`: print the current time as `date` does in UTC, e.g. `Mon Nov 23 14:01:00 UTC 2026`.
+    Date,
 }
 
 /// Why the command line could not be parsed. `Display` gives the message after `testbed: `.
@@ -111,6 +113,7 @@ where
                 Step::FailUntil(path.into(), n)
             }
             "echo" => Step::Echo(operand("TEXT")?),
+            "date" => Step::Date,
             "stderr" => Step::Stderr(operand("TEXT")?),
             _ => return Err(err("unknown step".to_owned())),
         };
