@@ -9,6 +9,7 @@ use super::Outcome;
 use super::output::{human_duration, since};
 use super::state::{Resource, StateDir, resource_args};
 use super::tabwriter::align;
+use crate::api::cronjob::CronJob;
 use crate::api::types::{Container, ContainerState, Job, Pod, PodSpec, StringMap, Volume};
 use crate::store::Event;
 use crate::store::db::{StateDb, StoreError};
@@ -49,8 +50,13 @@ pub fn describe(args: DescribeArgs, state: &StateDir) -> Outcome {
         (Some(db), Resource::Pods) => describe_all(db, "Pod", &args.namespace, &names, |p| {
             describe_pod(db, p, now)
         }),
+        (Some(db), Resource::CronJobs) => {
+            describe_all(db, "CronJob", &args.namespace, &names, |c| {
+                describe_cronjob(db, c, now)
+            })
+        }
         (_, Resource::Events) => {
-            eprintln!("error: wasmjob describes jobs and pods; use `wasmjob get events`");
+            eprintln!("error: wasmjob describes cronjobs, jobs and pods; use `wasmjob get events`");
             return Outcome::Invalid;
         }
         _ => Ok((Vec::new(), names.clone())),
@@ -84,6 +90,12 @@ trait Named {
 }
 
 impl Named for Job {
+    fn object_name(&self) -> &str {
+        self.name()
+    }
+}
+
+impl Named for CronJob {
     fn object_name(&self) -> &str {
         self.name()
     }
@@ -400,6 +412,84 @@ fn events(out: &mut String, events: &[Event], now: Timestamp) {
             clean(e.message.trim())
         );
     }
+}
+
+/// kubectl's `describeCronJob` layout.
+fn describe_cronjob(db: &StateDb, cj: &CronJob, now: Timestamp) -> Result<String, StoreError> {
+    let mut out = String::new();
+    let s = &cj.spec;
+    let _ = writeln!(out, "Name:\t{}", cj.name());
+    let _ = writeln!(
+        out,
+        "Namespace:\t{}",
+        cj.metadata.namespace.as_deref().unwrap_or("default")
+    );
+    map_lines(&mut out, "", "Labels", &cj.metadata.labels);
+    map_lines(&mut out, "", "Annotations", &cj.metadata.annotations);
+    let _ = writeln!(out, "Schedule:\t{}", clean(&s.schedule));
+    if let Some(tz) = &s.time_zone {
+        let _ = writeln!(out, "Time Zone:\t{tz}");
+    }
+    let _ = writeln!(
+        out,
+        "Concurrency Policy:\t{}",
+        s.concurrency_policy.as_deref().unwrap_or("Allow")
+    );
+    let _ = writeln!(out, "Suspend:\t{}", s.suspend.unwrap_or(false));
+    let limit = |v: Option<i32>| v.map_or_else(|| "<unset>".to_string(), |n| n.to_string());
+    let _ = writeln!(
+        out,
+        "Successful Job History Limit:\t{}",
+        limit(s.successful_jobs_history_limit)
+    );
+    let _ = writeln!(
+        out,
+        "Failed Job History Limit:\t{}",
+        limit(s.failed_jobs_history_limit)
+    );
+    let _ = writeln!(
+        out,
+        "Starting Deadline Seconds:\t{}",
+        s.starting_deadline_seconds
+            .map_or_else(|| "<unset>".to_string(), |d| format!("{d}s"))
+    );
+    let _ = writeln!(out, "Selector:\t<unset>");
+    let js = &s.job_template.spec;
+    let _ = writeln!(out, "Parallelism:\t{}", js.parallelism.unwrap_or(1));
+    match js.completions {
+        Some(c) => {
+            let _ = writeln!(out, "Completions:\t{c}");
+        }
+        None => {
+            let _ = writeln!(out, "Completions:\t<unset>");
+        }
+    }
+    let _ = writeln!(out, "Pod Template:");
+    map_lines(&mut out, "  ", "Labels", &js.template.metadata.labels);
+    let _ = writeln!(out, "  Containers:");
+    for c in &js.template.spec.containers {
+        container(&mut out, c, None);
+    }
+    volumes(&mut out, "  ", &js.template.spec);
+    let _ = writeln!(
+        out,
+        "Last Schedule Time:\t{}",
+        cj.status
+            .last_schedule_time
+            .map_or_else(|| "<unset>".to_string(), time)
+    );
+    let active: Vec<&str> = cj.status.active.iter().map(|a| a.name.as_str()).collect();
+    let _ = writeln!(
+        out,
+        "Active Jobs:\t{}",
+        if active.is_empty() {
+            "<none>".to_string()
+        } else {
+            active.join(", ")
+        }
+    );
+    events(&mut out, &db.events(cj.uid())?, now);
+    Ok(align(&out))
 }
 
 fn describe_pod(db: &StateDb, pod: &Pod, now: Timestamp) -> Result<String, StoreError> {

@@ -144,6 +144,21 @@ fn docs_cronjob_runs_two_schedules_a_minute_apart() {
         .split_whitespace()
         .collect();
     assert_eq!(&row[..6], ["hello", "*/1", "*", "*", "*", "*"]);
+    let describe = wasmjob_with_state(state.path(), examples, &["describe", "cronjob", "hello"]);
+    for want in [
+        "Schedule:",
+        "*/1 * * * *",
+        "Concurrency Policy:",
+        "Allow",
+        "SawCompletedJob",
+        "Created job hello-",
+    ] {
+        assert!(
+            describe.stdout.contains(want),
+            "{want}:\n{}",
+            describe.stdout
+        );
+    }
     let del = wasmjob_with_state(state.path(), examples, &["delete", "cronjob", "hello"]);
     assert_eq!(
         del.stdout, "cronjob.batch \"hello\" deleted\n",

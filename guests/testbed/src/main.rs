@@ -120,21 +120,6 @@ fn date(now: std::time::SystemTime) -> String {
     )
 }
 
-#[cfg(test)]
-mod date_tests {
-    use super::date;
-    use std::time::{Duration, UNIX_EPOCH};
-
-    #[test]
-    fn formats_like_date_in_utc() {
-        assert_eq!(date(UNIX_EPOCH), "Thu Jan  1 00:00:00 UTC 1970");
-        let t = UNIX_EPOCH + Duration::from_secs(1_795_442_460);
-        assert_eq!(date(t), "Mon Nov 23 14:01:00 UTC 2026");
-        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
-        assert_eq!(date(leap), "Tue Feb 29 00:00:00 UTC 2000");
-    }
-}
-
 /// Writes to stdout; exit code 3 if that fails (e.g. the host closed or limited the stream).
 fn out(bytes: &[u8]) {
     if let Err(e) = io::stdout().lock().write_all(bytes) {
@@ -255,4 +240,19 @@ fn fail_until(path: &Path, n: u64) {
         exit(1);
     }
     out(format!("attempt {attempt}: passing\n").as_bytes());
+}
+
+#[cfg(test)]
+mod date_tests {
+    use super::date;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn formats_like_date_in_utc() {
+        assert_eq!(date(UNIX_EPOCH), "Thu Jan  1 00:00:00 UTC 1970");
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_442_460);
+        assert_eq!(date(t), "Mon Nov 23 14:01:00 UTC 2026");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(date(leap), "Tue Feb 29 00:00:00 UTC 2000");
+    }
 }
