@@ -1,0 +1,361 @@
+//! The host's Job work: reconciling a Job, creating and starting its pods, terminating
+//! them, and folding the pods' updates into their status.
+
+use super::*;
+
+impl Host {
+    /// While shutting down nothing is reconciled, but the counters keep up with the pods so
+    /// that what is saved agrees with them.
+    pub(super) fn count_pods(&mut self, j: usize) {
+        let state = &self.jobs[j];
+        let active = i32::try_from(state.active.len()).unwrap_or(i32::MAX);
+        let status = &mut self.store.jobs[j].status;
+        let counts = (active, state.succeeded, state.failed);
+        if (status.active, status.succeeded, status.failed) != counts {
+            (status.active, status.succeeded, status.failed) = counts;
+            status.ready = status.ready.min(active);
+            self.touch_job(j);
+        }
+    }
+
+    pub(super) fn sync_job(&mut self, j: usize, on_change: &mut impl FnMut(&Change)) {
+        if self.jobs[j].deleted {
+            return;
+        }
+        let now = self.clock.now();
+        let state = &self.jobs[j];
+        let active: Vec<ActivePod> = state
+            .active
+            .iter()
+            .map(|&p| {
+                let pod = &self.store.pods[p].pod;
+                let cs = pod.status.container_statuses.first();
+                ActivePod {
+                    name: pod.metadata.name.clone().unwrap_or_default(),
+                    restart_count: cs.map_or(0, |c| c.restart_count),
+                    ready: cs.is_some_and(|c| c.ready),
+                    terminating: self.pods[p].terminating,
+                }
+            })
+            .collect();
+        let observed = Observed {
+            active: &active,
+            succeeded: state.succeeded,
+            failed: state.failed,
+            backoff: state.backoff,
+        };
+        let plan = reconcile(&self.store.jobs[j], &observed, now, &self.config.backoff);
+        tracing::debug!(
+            job = self.store.jobs[j].name(),
+            active = active.len(),
+            create = plan.create,
+            delete = plan.delete.len(),
+            requeue = ?plan.requeue_after,
+            "reconciled"
+        );
+        self.apply_plan(j, plan, now, on_change);
+    }
+
+    pub(super) fn apply_plan(
+        &mut self,
+        j: usize,
+        plan: Plan,
+        now: Timestamp,
+        on_change: &mut impl FnMut(&Change),
+    ) {
+        let job_name = self.store.jobs[j].name().to_string();
+        if self.store.jobs[j].status != plan.status {
+            self.touch_job(j);
+        }
+        let before = self.store.jobs[j].status.conditions.len();
+        let was_finished = self.store.jobs[j].status.finished().is_some();
+        self.store.jobs[j].status = plan.status;
+        if !was_finished && self.store.jobs[j].status.finished().is_some() {
+            self.job_finished(j);
+        }
+        for cond in &self.store.jobs[j].status.conditions[before..] {
+            on_change(&Change::Job {
+                name: job_name.clone(),
+                condition: cond.type_.clone(),
+                reason: cond.reason.clone(),
+            });
+        }
+        for note in plan.notes {
+            self.event("Job", j, note.type_, note.reason, note.message, now);
+        }
+        let victims: Vec<usize> = self.jobs[j]
+            .active
+            .iter()
+            .copied()
+            .filter(|&p| {
+                plan.delete
+                    .iter()
+                    .any(|n| self.store.pods[p].pod.metadata.name.as_deref() == Some(n))
+            })
+            .collect();
+        for p in victims {
+            self.kill(p, plan.delete_reason);
+            let name = self.pod_name(p);
+            self.event(
+                "Job",
+                j,
+                "Normal",
+                "SuccessfulDelete",
+                format!("Deleted pod: {name}"),
+                now,
+            );
+        }
+        for _ in 0..plan.create {
+            self.create_pod(j, now, on_change);
+        }
+        self.jobs[j].requeue_at = plan.requeue_after.map(|d| Instant::now() + d);
+    }
+
+    pub(super) fn pod_name(&self, p: usize) -> String {
+        self.store.pods[p]
+            .pod
+            .metadata
+            .name
+            .clone()
+            .unwrap_or_default()
+    }
+
+    pub(super) fn kill(&mut self, p: usize, reason: &str) {
+        if let Some(kill) = self.pods[p].kill.take() {
+            tracing::debug!(pod = p, reason, "terminating");
+            self.pods[p].terminating = true;
+            // A pod that already finished dropped its receiver; nothing to stop then.
+            let _ = kill.send(reason.to_string());
+        }
+    }
+
+    /// Records an event on Job `index` (kind `Job`) or pod `index` (kind `Pod`).
+    pub(super) fn event(
+        &mut self,
+        kind: &'static str,
+        index: usize,
+        type_: &'static str,
+        reason: &str,
+        message: String,
+        time: Timestamp,
+    ) {
+        let (meta, source) = match kind {
+            "Job" => (&self.store.jobs[index].metadata, "job-controller"),
+            "CronJob" => (&self.store.cronjobs[index].metadata, "cronjob-controller"),
+            _ => (&self.store.pods[index].pod.metadata, "kubelet"),
+        };
+        self.store.events.push(Event {
+            type_: type_.into(),
+            reason: reason.into(),
+            message,
+            kind: kind.into(),
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+            uid: meta.uid.clone().unwrap_or_default(),
+            source: source.into(),
+            first_time: time,
+            time,
+            count: 1,
+        });
+    }
+
+    /// `<job>-` plus five random characters from Kubernetes' alphabet, unique in this host
+    /// and in its state database.
+    pub(super) fn generate_name(&mut self, prefix: &str, namespace: &str) -> String {
+        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+        let mut rng = rand::rng();
+        loop {
+            let suffix: String = (0..5)
+                .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+                .collect();
+            let name = format!("{prefix}{suffix}");
+            // A failed lookup only risks a collision, which the commit would then report.
+            let stored = self
+                .db
+                .as_ref()
+                .is_some_and(|db| db.name_taken("Pod", namespace, &name).unwrap_or(false));
+            if !stored && self.names.insert(name.clone()) {
+                return name;
+            }
+        }
+    }
+
+    pub(super) fn create_pod(
+        &mut self,
+        j: usize,
+        now: Timestamp,
+        on_change: &mut impl FnMut(&Change),
+    ) {
+        let job = &self.store.jobs[j];
+        let base = format!("{}-", job.name().chars().take(58).collect::<String>());
+        let namespace = job.metadata.namespace.clone().unwrap_or_default();
+        let restart_on_failure =
+            job.spec.template.spec.restart_policy.as_deref() == Some("OnFailure");
+        let name = self.generate_name(&base, &namespace);
+        let uid = uuid::Uuid::new_v4().to_string();
+        let prepared = self.jobs[j].prepared.clone();
+        let job = &self.store.jobs[j];
+        let pod = pods::new_pod(job, name.clone(), uid.clone(), prepared.image_id(), now);
+        let container = pod.status.container_statuses[0].name.clone();
+        let queues = self.jobs[j]
+            .queues
+            .as_ref()
+            .map(|(req, broker)| QueueGrant {
+                broker: broker.clone(),
+                queues: req.queues.clone(),
+                holder: uid.clone(),
+            });
+        let identity = PodIdentity {
+            name: name.clone(),
+            namespace,
+            uid,
+            labels: pod.metadata.labels.clone(),
+            annotations: pod.metadata.annotations.clone(),
+            queues,
+        };
+        let p = self.store.pods.len();
+        self.store.pods.push(PodEntry {
+            pod,
+            job: j,
+            logs: Vec::new(),
+        });
+        self.jobs[j].active.insert(p);
+        let (kill_tx, kill_rx) = oneshot::channel();
+        self.pods.push(PodState {
+            kill: Some(kill_tx),
+            terminating: false,
+            dirty: false,
+            unsaved_run: 0,
+        });
+        self.touch_pod(p);
+        self.event(
+            "Job",
+            j,
+            "Normal",
+            "SuccessfulCreate",
+            format!("Created pod: {name}"),
+            now,
+        );
+        on_change(&Change::Pod {
+            name: name.clone(),
+            status: "Pending".into(),
+            restarts: 0,
+        });
+        let run = prepared.sandbox(&identity).map(|sandbox| PodRun {
+            pod: p,
+            name,
+            container,
+            sandbox,
+            restart_on_failure,
+            backoff: self.config.backoff,
+            log_limit: self.config.log_limit,
+            log_stream: self.config.log_stream.clone(),
+        });
+        self.starts.push(Start {
+            pod: p,
+            run,
+            kill: kill_rx,
+        });
+    }
+
+    /// Starts the pods created this turn; they are in the store by now.
+    pub(super) fn start_pods(&mut self) {
+        for Start { pod, run, kill } in std::mem::take(&mut self.starts) {
+            if self.store_error.is_some() {
+                // Nothing durable knows of this pod: it never ran.
+                let _ = self.updates_tx.send(PodUpdate::Finished {
+                    pod,
+                    exit: PodExit::Terminated("Terminated".into()),
+                    started: None,
+                    at: self.clock.now(),
+                });
+                continue;
+            }
+            match run {
+                Ok(run) => {
+                    tokio::spawn(run_pod(
+                        run,
+                        self.clock.clone(),
+                        self.updates_tx.clone(),
+                        kill,
+                    ));
+                }
+                Err(msg) => {
+                    // Reported like a container that could not start: the pod fails at once.
+                    let _ = self.updates_tx.send(PodUpdate::Finished {
+                        pod,
+                        exit: PodExit::CannotRun(msg),
+                        started: None,
+                        at: self.clock.now(),
+                    });
+                }
+            }
+        }
+    }
+
+    pub(super) fn apply(&mut self, update: PodUpdate, on_change: &mut impl FnMut(&Change)) {
+        let (p, finished) = match update {
+            PodUpdate::Started { pod: p, at, log } => {
+                let entry = &mut self.store.pods[p];
+                entry.logs.push(log);
+                pods::started(&mut entry.pod, at);
+                (p, None)
+            }
+            PodUpdate::Restarting {
+                pod: p,
+                exit,
+                started,
+                at,
+            } => {
+                pods::restarting(&mut self.store.pods[p].pod, &exit, started, at);
+                self.settle_leases(p, false);
+                self.event(
+                    "Pod",
+                    p,
+                    "Warning",
+                    "BackOff",
+                    "Back-off restarting failed container".into(),
+                    at,
+                );
+                (p, None)
+            }
+            PodUpdate::Finished {
+                pod: p,
+                exit,
+                started,
+                at,
+            } => {
+                pods::finished(&mut self.store.pods[p].pod, &exit, started, at);
+                self.settle_leases(p, exit.success());
+                (p, Some((exit.success(), at)))
+            }
+        };
+        self.touch_pod(p);
+        let entry = &self.store.pods[p];
+        on_change(&Change::Pod {
+            name: entry.pod.metadata.name.clone().unwrap_or_default(),
+            status: pod_status_column(&entry.pod),
+            restarts: entry
+                .pod
+                .status
+                .container_statuses
+                .first()
+                .map_or(0, |c| c.restart_count),
+        });
+        let j = entry.job;
+        if let Some((success, at)) = finished {
+            let state = &mut self.jobs[j];
+            state.active.remove(&p);
+            self.pods[p].kill = None;
+            if success {
+                state.succeeded += 1;
+                state.backoff.succeeded();
+            } else {
+                state.failed += 1;
+                state.backoff.failed(at);
+            }
+        }
+        // Any change may move the Job on: reconcile it in this turn of the loop.
+        self.jobs[j].requeue_at = Some(Instant::now());
+    }
+}

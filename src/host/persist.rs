@@ -1,0 +1,176 @@
+//! Making the host's state durable: what changed since the last commit is written in one
+//! transaction per loop turn (with queue lease settlements), before the pods it created start.
+
+use super::*;
+
+impl Host {
+    /// A run of pod `p` ended: its queue leases are acknowledged (success) or returned, in
+    /// the commit that records how the run ended.
+    pub(super) fn settle_leases(&mut self, p: usize, success: bool) {
+        let Some((req, broker)) = &self.jobs[self.store.pods[p].job].queues else {
+            return;
+        };
+        let pod = &self.store.pods[p].pod;
+        let Some(uid) = &pod.metadata.uid else {
+            return;
+        };
+        // Leases belong to one container run (`UID/RUN`): the next run's never go with this one.
+        let run = pod
+            .status
+            .container_statuses
+            .first()
+            .map_or(0, |c| pods::runs(c) - 1)
+            .max(0);
+        let uid = queue::holder(uid, run);
+        if broker.settles_in_store() {
+            self.settle.push((uid, success));
+        } else {
+            self.outbox.push(PendingSettle {
+                holder: uid,
+                url: req.url.clone(),
+                queues: req.queues.clone(),
+                success,
+            });
+        }
+    }
+
+    /// Carries out the external settlements just committed; each one done is dropped from
+    /// the outbox with the next commit (a host that dies first leaves it to the next host).
+    pub(super) fn settle_external(&mut self, done: Vec<PendingSettle>) {
+        for p in done {
+            let broker = self.jobs.iter().find_map(|j| {
+                j.queues
+                    .as_ref()
+                    .filter(|(r, _)| r.url == p.url)
+                    .map(|(_, b)| b.clone())
+            });
+            let Some(broker) = broker else { continue };
+            match broker.settle(&p.holder, &p.queues, p.success) {
+                Ok(()) => self.settled.push(p.holder),
+                Err(e) => tracing::warn!(error = %e, holder = p.holder, "settling leases failed"),
+            }
+        }
+    }
+
+    pub(super) fn touch_job(&mut self, j: usize) {
+        if !self.jobs[j].dirty {
+            self.jobs[j].dirty = true;
+            self.dirty_jobs.push(j);
+        }
+    }
+
+    pub(super) fn touch_pod(&mut self, p: usize) {
+        if !self.pods[p].dirty {
+            self.pods[p].dirty = true;
+            self.dirty_pods.push(p);
+        }
+    }
+
+    /// Marks running pods so their new log output is saved with the next commit.
+    pub(super) fn touch_running_pods(&mut self) {
+        let active: Vec<usize> = self
+            .jobs
+            .iter()
+            .flat_map(|j| j.active.iter().copied())
+            .collect();
+        for p in active {
+            if self.store.pods[p].logs.len() > self.pods[p].unsaved_run {
+                self.touch_pod(p);
+            }
+        }
+    }
+
+    /// Writes what changed since the last commit in one transaction. After a failure the
+    /// host stops (terminating its pods); `last` makes the final attempt after that.
+    pub(super) fn commit(&mut self, last: bool) {
+        let dirty_jobs = std::mem::take(&mut self.dirty_jobs);
+        let dirty_crons = std::mem::take(&mut self.dirty_crons);
+        let dirty_pods = std::mem::take(&mut self.dirty_pods);
+        for &j in &dirty_jobs {
+            self.jobs[j].dirty = false;
+        }
+        for &c in &dirty_crons {
+            self.crons[c].dirty = false;
+        }
+        for &p in &dirty_pods {
+            self.pods[p].dirty = false;
+        }
+        let Some(db) = self.db.as_mut() else {
+            self.saved_events = self.store.events.len();
+            self.settle.clear();
+            let outbox = std::mem::take(&mut self.outbox);
+            self.settle_external(outbox);
+            self.settled.clear();
+            return;
+        };
+        if self.store_error.is_some() && !last {
+            return;
+        }
+        let mut batch = Batch::default();
+        let deleted = |uid: Option<&str>| {
+            !self.deleted.is_empty() && self.deleted.contains(uid.unwrap_or_default())
+        };
+        for &j in &dirty_jobs {
+            let state = &mut self.jobs[j];
+            let job = &self.store.jobs[j];
+            if deleted(job.metadata.uid.as_deref()) {
+                continue;
+            }
+            batch.jobs.push(job);
+            if let Some(source) = state.source.take() {
+                batch.job_sources.push((job.uid().to_string(), source));
+            }
+        }
+        for &c in &dirty_crons {
+            let cj = &self.store.cronjobs[c];
+            if deleted(cj.metadata.uid.as_deref()) {
+                continue;
+            }
+            batch.cronjobs.push(cj);
+            if let Some(source) = self.crons[c].take_source() {
+                batch.job_sources.push((cj.uid().to_string(), source));
+            }
+        }
+        for &p in &dirty_pods {
+            let entry = &self.store.pods[p];
+            if deleted(entry.pod.metadata.uid.as_deref()) {
+                continue;
+            }
+            batch.pods.push(&entry.pod);
+            let uid = entry.pod.metadata.uid.clone().unwrap_or_default();
+            let state = &mut self.pods[p];
+            for (run, log) in entry.logs.iter().enumerate().skip(state.unsaved_run) {
+                let data = log.take_unsaved();
+                if !data.is_empty() {
+                    batch.logs.push(LogChunk {
+                        pod_uid: uid.clone(),
+                        run: i32::try_from(run).unwrap_or(i32::MAX),
+                        data,
+                    });
+                }
+            }
+            // The last run may still write; earlier ones are complete.
+            state.unsaved_run = entry.logs.len().saturating_sub(1);
+        }
+        for e in &self.store.events[self.saved_events..] {
+            if !deleted(Some(&e.uid)) {
+                batch.events.push(e);
+            }
+        }
+        batch.done_requests = std::mem::take(&mut self.done_requests);
+        batch.settle = std::mem::take(&mut self.settle);
+        let outbox = std::mem::take(&mut self.outbox);
+        batch.outbox = outbox.clone();
+        batch.settled = std::mem::take(&mut self.settled);
+        self.saved_events = self.store.events.len();
+        let committed = db.commit(&batch);
+        drop(batch);
+        match committed {
+            Ok(()) => self.settle_external(outbox),
+            Err(e) => {
+                tracing::error!(error = %e, "committing the host's state failed");
+                self.store_error.get_or_insert(e);
+            }
+        }
+    }
+}

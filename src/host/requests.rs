@@ -1,0 +1,113 @@
+//! Work the host does for other processes and for the TTL controller: deletions requested
+//! through the state database, and Jobs past their `ttlSecondsAfterFinished`.
+
+use super::*;
+
+impl Host {
+    /// Carries out requests that other `wasmjob` processes left in the state database.
+    pub(super) fn serve_requests(&mut self, on_change: &mut impl FnMut(&Change)) {
+        let Some(db) = self.db.as_ref() else { return };
+        let requests = match db.requests() {
+            Ok(r) => r,
+            Err(e) => {
+                self.store_error.get_or_insert(e);
+                return;
+            }
+        };
+        for req in requests {
+            if req.verb == "delete" && req.kind == "Job" {
+                self.delete_job(
+                    &req.uid,
+                    &req.name,
+                    req.option == "orphan",
+                    Some(req.id),
+                    on_change,
+                );
+            } else if req.verb == "delete" && req.kind == "Pod" {
+                self.delete_pod(&req);
+            } else if req.verb == "delete" && req.kind == "CronJob" {
+                self.delete_cronjob(&req, on_change);
+            } else {
+                self.done_requests.push(req.id);
+            }
+        }
+    }
+
+    /// `wasmjob delete pod` of a pod no running Job owns: stops it if it still runs here.
+    pub(super) fn delete_pod(&mut self, req: &Request) {
+        self.commit(false);
+        if let Some(p) = self
+            .store
+            .pods
+            .iter()
+            .position(|e| e.pod.metadata.uid.as_deref() == Some(req.uid.as_str()))
+        {
+            self.store.pods[p].pod.metadata.deletion_timestamp = Some(self.clock.now());
+            self.deleted.insert(req.uid.clone());
+            self.kill(p, "Deleted");
+        }
+        let Some(db) = self.db.as_mut() else { return };
+        if let Err(e) = db.delete_pod(&req.uid, Some(req.id)) {
+            self.store_error.get_or_insert(e);
+        }
+    }
+
+    /// Deletes the Jobs whose `ttlSecondsAfterFinished` has run out, with their pods.
+    pub(super) fn collect_expired(&mut self, on_change: &mut impl FnMut(&Change)) {
+        let Some(db) = self.db.as_ref() else { return };
+        match db.expired_jobs(self.clock.now()) {
+            Ok(expired) => {
+                for (uid, name) in expired {
+                    self.delete_job(&uid, &name, false, None, on_change);
+                }
+            }
+            Err(e) => {
+                self.store_error.get_or_insert(e);
+            }
+        }
+    }
+
+    /// `wasmjob delete job` (request `request`) or the TTL controller while this host runs:
+    /// terminates the Job's pods (unless orphaned) and removes it from the store, with the
+    /// request, in one transaction; nothing of it is written again.
+    pub(super) fn delete_job(
+        &mut self,
+        uid: &str,
+        name: &str,
+        orphan: bool,
+        request: Option<i64>,
+        on_change: &mut impl FnMut(&Change),
+    ) {
+        // Commit first so that the deletion sees every pod this host created.
+        self.commit(false);
+        let found = self.store.jobs.iter().position(|j| j.uid() == uid);
+        let now = self.clock.now();
+        if let Some(j) = found.filter(|&j| !self.jobs[j].deleted) {
+            let state = &mut self.jobs[j];
+            state.deleted = true;
+            state.requeue_at = None;
+            self.store.jobs[j].metadata.deletion_timestamp = Some(now);
+            self.deleted.insert(uid.to_string());
+            let pods: Vec<usize> = (0..self.store.pods.len())
+                .filter(|&p| self.store.pods[p].job == j)
+                .collect();
+            for p in pods {
+                let meta = &mut self.store.pods[p].pod.metadata;
+                if orphan {
+                    // Orphans keep running and are saved as pods without an owner.
+                    meta.owner_references.clear();
+                    self.touch_pod(p);
+                } else {
+                    meta.deletion_timestamp = Some(now);
+                    self.deleted.insert(meta.uid.clone().unwrap_or_default());
+                    self.kill(p, "Deleted");
+                }
+            }
+            on_change(&Change::JobDeleted { name: name.into() });
+        }
+        let Some(db) = self.db.as_mut() else { return };
+        if let Err(e) = db.delete_job(uid, orphan, request) {
+            self.store_error.get_or_insert(e);
+        }
+    }
+}
