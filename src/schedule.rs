@@ -17,9 +17,9 @@ const STAR: u64 = 1 << 63;
 
 /// A field's bounds and names.
 struct Bounds {
-    min: u32,
-    max: u32,
-    names: &'static [(&'static str, u32)],
+    min: u64,
+    max: u64,
+    names: &'static [(&'static str, u64)],
 }
 
 const MINUTES: Bounds = Bounds {
@@ -89,13 +89,16 @@ pub enum Schedule {
     Every(Duration),
 }
 
-/// `getBits`: the values `min..=max` stepping by `step`.
-fn bits(min: u32, max: u32, step: u32) -> u64 {
+/// `getBits`: the values `min..=max` stepping by `step` (max is at most 59).
+fn bits(min: u64, max: u64, step: u64) -> u64 {
     let mut b = 0u64;
     let mut i = min;
     while i <= max {
         b |= 1 << i;
-        i += step;
+        match i.checked_add(step) {
+            Some(n) => i = n,
+            None => break,
+        }
     }
     b
 }
@@ -104,8 +107,8 @@ fn all(r: &Bounds) -> u64 {
     bits(r.min, r.max, 1) | STAR
 }
 
-/// Go's `strconv.Atoi` with robfig's `mustParseInt` messages.
-fn parse_int(expr: &str) -> Result<u32, String> {
+/// Go's `strconv.Atoi` with robfig's `mustParseInt` messages (robfig's `uint` is 64 bits).
+fn parse_int(expr: &str) -> Result<u64, String> {
     let syntax = || {
         format!("failed to parse int from {expr}: strconv.Atoi: parsing {expr:?}: invalid syntax")
     };
@@ -121,11 +124,10 @@ fn parse_int(expr: &str) -> Result<u32, String> {
     if n < 0 {
         return Err(format!("negative number ({n}) not allowed: {expr}"));
     }
-    // Anything past u32 is past every field's maximum: reported as such by the caller.
-    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    Ok(n.unsigned_abs())
 }
 
-fn int_or_name(expr: &str, r: &Bounds) -> Result<u32, String> {
+fn int_or_name(expr: &str, r: &Bounds) -> Result<u64, String> {
     let lower = expr.to_ascii_lowercase();
     match r.names.iter().find(|(n, _)| *n == lower) {
         Some((_, v)) => Ok(*v),
@@ -404,8 +406,10 @@ fn day_matches(s: Fields, t: &Zoned) -> bool {
     }
 }
 
-/// Go's `time.Date` (fields may overflow and are normalized; a wall time in a DST gap or
-/// fold resolves to the earlier instant, as Go's does).
+/// Go's `time.Date`: fields may overflow and are normalized, and a wall time in a DST gap
+/// or fold resolves as Go resolves it: take the offset in effect at the wall time read as
+/// UTC; if the instant that gives has another offset, use that one instead. (West of UTC
+/// that is the earlier instant, east of it the later one.)
 fn go_date(year: i16, month: i32, day: i32, hour: i8, tz: &TimeZone) -> Option<Zoned> {
     let months = i32::from(year) * 12 + (month - 1);
     let (y, m) = (months.div_euclid(12), months.rem_euclid(12) + 1);
@@ -414,7 +418,19 @@ fn go_date(year: i16, month: i32, day: i32, hour: i8, tz: &TimeZone) -> Option<Z
         .checked_add(jiff::Span::new().days(i64::from(day - 1)))
         .ok()?;
     let dt = DateTime::from_parts(date, jiff::civil::Time::new(hour, 0, 0, 0).ok()?);
-    tz.to_ambiguous_zoned_datetime(dt).earlier().ok()
+    let unix = TimeZone::UTC
+        .to_ambiguous_timestamp(dt)
+        .compatible()
+        .ok()?
+        .as_second();
+    let offset_at = |secs: i64| -> Option<i64> {
+        let ts = Timestamp::from_second(secs).ok()?;
+        Some(i64::from(tz.to_offset(ts).seconds()))
+    };
+    let guess = offset_at(unix)?;
+    let offset = offset_at(unix - guess)?;
+    let ts = Timestamp::from_second(unix - offset).ok()?;
+    Some(ts.to_zoned_datetime(tz.clone()))
 }
 
 fn add(t: &Zoned, d: SignedDuration) -> Option<Zoned> {

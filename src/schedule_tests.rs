@@ -84,6 +84,14 @@ fn next_fire_times_match_robfig() {
             "America/New_York",
             "2026-11-01T01:30:00-05:00",
         ),
+        // Cairo 2026: midnight of 04-24 does not exist (00:00 +02 -> 01:00 +03); Go resolves
+        // it east of UTC so that robfig's day step skips the 24th.
+        (
+            "30 1 24 4 *",
+            "2026-04-01T00:00:00Z",
+            "Africa/Cairo",
+            "2027-04-24T01:30:00+02:00",
+        ),
         // Sao Paulo 2018: midnight of 11-04 did not exist (00:00 -> 01:00).
         (
             "0 0 * * *",
@@ -116,6 +124,10 @@ fn rejects_what_robfig_rejects_with_its_messages() {
             "expected exactly 5 fields, found 6: [* * * * * *]",
         ),
         ("61 * * * *", "end of range (61) above maximum (59): 61"),
+        (
+            "99999999999 * * * *",
+            "end of range (99999999999) above maximum (59): 99999999999",
+        ),
         ("0 0 * * 7", "end of range (7) above maximum (6): 7"),
         ("0 24 * * *", "end of range (24) above maximum (23): 24"),
         ("0 0 0 * *", "beginning of range (0) below minimum (1): 0"),
@@ -158,7 +170,13 @@ fn rejects_what_robfig_rejects_with_its_messages() {
 fn accepts_robfig_quirks() {
     // Empty list elements are skipped; `*-5` is a star (the range part after `*` is ignored);
     // `@every` below a second becomes a second.
-    for ok in ["1,,2 * * * *", "*-5 * * * *", "0 0 * * MON-fri"] {
+    for ok in [
+        "1,,2 * * * *",
+        "*-5 * * * *",
+        "0 0 * * MON-fri",
+        "1/4294967295 * * * *",
+        "1/99999999999 * * * *",
+    ] {
         assert!(Schedule::parse_standard(ok).is_ok(), "{ok}");
     }
     let (every, _) = Schedule::parse_standard("@every 10ms").unwrap();

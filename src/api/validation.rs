@@ -543,7 +543,12 @@ pub fn validate_time_zone(tz: Option<&str>, path: &Path) -> ErrorList {
             tz,
             "timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones",
         ));
-    } else if jiff::tz::TimeZone::get(tz).is_err() {
+    } else if jiff::tz::TimeZone::get(tz)
+        .ok()
+        .and_then(|z| z.iana_name().map(|n| n == tz))
+        != Some(true)
+    {
+        // Go's LoadLocation, unlike jiff's lookup, is case-sensitive.
         errs.push(FieldError::invalid(
             path,
             tz,

@@ -706,13 +706,18 @@ async fn drive(mut host: Host, o: &RunOptions) -> Outcome {
     // A closed stdout (e.g. `| head`) is not an error of the Jobs.
     let _ = stdout.write_all(text.as_bytes());
     let _ = stdout.flush();
-    // Jobs the TTL controller deleted still count as they ended; deleted ones did not complete.
-    // Jobs the TTL controller or a CronJob's history deleted still count as they ended.
+    // A Job a user deleted did not complete; one its TTL or its CronJob (Replace, history)
+    // deleted counts as it had ended (a replaced Job was not a failure).
     let all_complete = !(store.jobs.is_empty() && store.cronjobs.is_empty())
-        && store
-            .jobs
-            .iter()
-            .all(|j| j.status.condition(COMPLETE).is_some())
+        && store.jobs.iter().all(|j| {
+            if store.deleted_by_user.contains(j.uid()) {
+                false
+            } else if j.metadata.deletion_timestamp.is_some() {
+                j.status.condition(FAILED).is_none()
+            } else {
+                j.status.condition(COMPLETE).is_some()
+            }
+        })
         && result.is_ok();
     if o.output == Format::Table && result.is_ok() {
         for j in &jobs {

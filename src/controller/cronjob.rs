@@ -86,14 +86,18 @@ fn most_recent(
         .last_schedule_time
         .or(cj.metadata.creation_timestamp)
         .unwrap_or(now);
-    if with_deadline && let Some(d) = cj.spec.starting_deadline_seconds {
-        let deadline = now - SignedDuration::from_secs(d);
-        if deadline > earliest {
-            earliest = deadline;
-        }
+    // A deadline too large to subtract is no deadline.
+    if with_deadline
+        && let Some(d) = cj.spec.starting_deadline_seconds
+        && let Ok(deadline) = now.checked_sub(SignedDuration::from_secs(d))
+        && deadline > earliest
+    {
+        earliest = deadline;
     }
+    // A schedule that never fires: robfig returns the zero time twice, which Kubernetes
+    // reports as follows.
     let Some(t1) = sched.next(earliest, tz) else {
-        return Ok((earliest, None, 0));
+        return Err("time difference between two schedules is less than 1 second".into());
     };
     if now < t1 {
         return Ok((earliest, None, 0));
@@ -257,15 +261,18 @@ pub fn reconcile(cj: &CronJob, jobs: &[ChildJob], now: Timestamp, tz: &TimeZone)
                 plan.notes.push(note(
                     "Warning",
                     "TooManyMissedTimes",
-                    format!(
-                        "too many missed start times: {missed}. Set or decrease .spec.startingDeadlineSeconds or check clock skew"
-                    ),
+                    "too many missed start times. Set or decrease .spec.startingDeadlineSeconds or check clock skew"
+                        .into(),
                 ));
             }
             t
         }
         Err(e) => {
-            plan.notes.push(note("Warning", "InvalidSchedule", e));
+            plan.notes.push(note(
+                "Warning",
+                "InvalidSchedule",
+                format!("invalid schedule: {} : {e}", cj.spec.schedule),
+            ));
             None
         }
     };
@@ -273,17 +280,18 @@ pub fn reconcile(cj: &CronJob, jobs: &[ChildJob], now: Timestamp, tz: &TimeZone)
         plan.status = status;
         return plan;
     };
-    let too_late = cj
-        .spec
-        .starting_deadline_seconds
-        .is_some_and(|d| scheduled + SignedDuration::from_secs(d) < now);
+    let too_late = cj.spec.starting_deadline_seconds.is_some_and(|d| {
+        scheduled
+            .checked_add(SignedDuration::from_secs(d))
+            .is_ok_and(|latest| latest < now)
+    });
     if too_late {
         plan.notes.push(note(
             "Warning",
             "MissSchedule",
             format!(
                 "Missed scheduled time to start a job: {}",
-                rfc1123(scheduled, tz)
+                rfc1123(scheduled, &TimeZone::UTC)
             ),
         ));
         plan.status = status;

@@ -223,12 +223,30 @@ fn more_than_100_missed_warn_and_start_only_the_most_recent() {
     cj.status.last_schedule_time = Some(at("2026-11-23T10:00:00Z"));
     let now = at("2026-11-23T13:00:20Z");
     let plan = reconcile(&cj, &[], now, &TimeZone::UTC);
-    assert!(plan.notes.iter().any(|n| n.reason == "TooManyMissedTimes"
-        && n.message.starts_with("too many missed start times: 180.")));
+    assert!(plan.notes.iter().any(|n| {
+        n.reason == "TooManyMissedTimes"
+            && n.message
+                .starts_with("too many missed start times. Set or decrease")
+    }));
     assert_eq!(
         plan.create.map(|j| j.scheduled),
         Some(at("2026-11-23T13:00:00Z"))
     );
+}
+
+#[test]
+fn schedules_that_never_fire_and_huge_deadlines_are_handled() {
+    let mut cj = cronjob("  startingDeadlineSeconds: 9223372036854775807");
+    let plan = reconcile(&cj, &[], at("2026-11-23T10:05:00Z"), &TimeZone::UTC);
+    assert_eq!(
+        plan.create.map(|j| j.scheduled),
+        Some(at("2026-11-23T10:05:00Z"))
+    );
+    cj.spec.schedule = "0 0 30 2 *".into();
+    let plan = reconcile(&cj, &[], at("2026-11-23T10:05:00Z"), &TimeZone::UTC);
+    assert_eq!(plan.create, None);
+    assert!(plan.notes.iter().any(|n| n.reason == "InvalidSchedule"
+        && n.message == "invalid schedule: 0 0 30 2 * : time difference between two schedules is less than 1 second"));
 }
 
 #[test]

@@ -59,16 +59,24 @@ impl CronState {
 }
 
 /// A Job for schedule time `scheduled`, as `getJobFromTemplate2` makes it.
-fn job_from_template(cj: &CronJob, name: String, scheduled: Timestamp, tz: &TimeZone) -> Job {
+fn job_from_template(cj: &CronJob, name: String, scheduled: Timestamp) -> Job {
     let tmpl = &cj.spec.job_template;
     let mut annotations = tmpl.metadata.annotations.clone();
-    annotations.insert(
-        SCHEDULED_TIMESTAMP_ANNOTATION.into(),
-        scheduled
-            .to_zoned_datetime(tz.clone())
-            .strftime("%Y-%m-%dT%H:%M:%S%:z")
-            .to_string(),
-    );
+    // In `spec.timeZone`, or UTC (Go's LoadLocation("")), formatted as Go's RFC 3339 (`Z`
+    // for a zero offset).
+    let zone = cj
+        .spec
+        .time_zone
+        .as_deref()
+        .and_then(|z| TimeZone::get(z).ok())
+        .unwrap_or(TimeZone::UTC);
+    let zoned = scheduled.to_zoned_datetime(zone);
+    let stamp = if zoned.offset().seconds() == 0 {
+        zoned.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    } else {
+        zoned.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
+    };
+    annotations.insert(SCHEDULED_TIMESTAMP_ANNOTATION.into(), stamp);
     Job {
         api_version: "batch/v1".into(),
         kind: "Job".into(),
@@ -111,12 +119,8 @@ impl Host {
         let mut ok = Vec::new();
         let mut rejected = Vec::new();
         for m in manifests {
-            let probe = job_from_template(
-                &m.cronjob,
-                m.cronjob.name().into(),
-                Timestamp::UNIX_EPOCH,
-                &TimeZone::UTC,
-            );
+            let probe =
+                job_from_template(&m.cronjob, m.cronjob.name().into(), Timestamp::UNIX_EPOCH);
             let prepared = self
                 .broker_for(&probe)
                 .and_then(|queues| Ok((self.runtime.prepare(&probe, &m.base_dir)?, queues)));
@@ -223,6 +227,7 @@ impl Host {
                 .map(|j| (j.uid().to_string(), j.name().to_string()))
                 .collect();
             for (uid, name) in children {
+                self.store.deleted_by_user.insert(uid.clone());
                 self.delete_job(&uid, &name, false, None, on_change);
             }
         }
@@ -342,13 +347,8 @@ impl Host {
         }
         self.store.cronjobs[c].status = plan.status;
         if let Some(new) = plan.create {
-            let tz = self.crons[c].tz.clone();
-            let mut job = job_from_template(
-                &self.store.cronjobs[c],
-                new.name.clone(),
-                new.scheduled,
-                &tz,
-            );
+            let mut job =
+                job_from_template(&self.store.cronjobs[c], new.name.clone(), new.scheduled);
             let job_uid = uuid::Uuid::new_v4().to_string();
             admit_job(&mut job, job_uid.clone(), now);
             let reference = ObjectReference {

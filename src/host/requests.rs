@@ -81,6 +81,9 @@ impl Host {
         // Commit first so that the deletion sees every pod this host created.
         self.commit(false);
         let found = self.store.jobs.iter().position(|j| j.uid() == uid);
+        if request.is_some() {
+            self.store.deleted_by_user.insert(uid.to_string());
+        }
         let now = self.clock.now();
         if let Some(j) = found.filter(|&j| !self.jobs[j].deleted) {
             let state = &mut self.jobs[j];

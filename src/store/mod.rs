@@ -61,6 +61,9 @@ pub struct Store {
     pub pods: Vec<PodEntry>,
     /// Events in the order they happened.
     pub events: Vec<Event>,
+    /// Uids of Jobs deleted by a user (`wasmjob delete`) while they ran, as opposed to their
+    /// TTL or their CronJob (Replace, history).
+    pub deleted_by_user: std::collections::BTreeSet<String>,
 }
 
 impl Store {
