@@ -14,6 +14,8 @@ pub const CONTROLLER_UID_LABEL: &str = "batch.kubernetes.io/controller-uid";
 pub const LEGACY_CONTROLLER_UID_LABEL: &str = "controller-uid";
 /// Label carrying the Job's name (and its legacy short form).
 pub const JOB_NAME_LABEL: &str = "batch.kubernetes.io/job-name";
+/// Annotation and label with an Indexed Job's pod's completion index.
+pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
 /// Legacy form of [`JOB_NAME_LABEL`].
 pub const LEGACY_JOB_NAME_LABEL: &str = "job-name";
 

@@ -382,6 +382,9 @@ pub struct JobStatus {
     pub terminating: i32,
     /// Active pods whose container is running.
     pub ready: i32,
+    /// Completed indexes of an Indexed Job, compressed (`"1,3-5,7"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_indexes: Option<String>,
 }
 
 impl JobStatus {

@@ -60,6 +60,20 @@ pub fn validate_job(job: &Job) -> ErrorList {
         ));
     }
     validate_spec(&job.spec, &Path::new("spec"), &mut errs);
+    // An Indexed Job's pods are also named `<job>-<index>`, a DNS label (their hostname).
+    if job.spec.completion_mode.as_deref() == Some("Indexed")
+        && let (Some(name), Some(c)) = (job.metadata.name.as_deref(), job.spec.completions)
+        && c > 0
+    {
+        let host = format!("{name}-{}", c - 1);
+        if host.len() > 63 || !is_dns1123_label_shape(&host) {
+            errs.push(FieldError::invalid(
+                &meta.child("name"),
+                name,
+                format!("will not able to create pod with invalid DNS label: {host}"),
+            ));
+        }
+    }
     errs
 }
 
@@ -164,22 +178,21 @@ pub(crate) fn validate_spec(spec: &JobSpec, path: &Path, errs: &mut ErrorList) {
             "not supported by wasmjob: the selector is generated from the Job's uid",
         ));
     }
-    if let Some(mode) = spec.completion_mode.as_deref()
-        && mode != "NonIndexed"
-    {
-        let p = path.child("completionMode");
-        if mode == "Indexed" {
-            errs.push(FieldError::forbidden(
-                &p,
-                "Indexed Jobs are not supported by wasmjob yet",
-            ));
-        } else {
-            errs.push(FieldError::not_supported(
-                &p,
-                mode,
-                &["NonIndexed", "Indexed"],
-            ));
+    match spec.completion_mode.as_deref() {
+        None | Some("NonIndexed") => {}
+        Some("Indexed") => {
+            if spec.completions.is_none() {
+                errs.push(FieldError::required(
+                    &path.child("completions"),
+                    "when completion mode is Indexed",
+                ));
+            }
         }
+        Some(mode) => errs.push(FieldError::not_supported(
+            &path.child("completionMode"),
+            mode,
+            &["NonIndexed", "Indexed"],
+        )),
     }
     if spec.suspend == Some(true) {
         errs.push(FieldError::forbidden(

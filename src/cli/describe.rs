@@ -230,6 +230,13 @@ fn describe_job(db: &StateDb, job: &Job, now: Timestamp) -> Result<String, Store
         "Pods Statuses:\t{} Active ({} Ready) / {} Succeeded / {} Failed",
         status.active, status.ready, status.succeeded, status.failed
     );
+    if spec.completion_mode.as_deref() == Some("Indexed") {
+        let _ = writeln!(
+            out,
+            "Completed Indexes:\t{}",
+            status.completed_indexes.as_deref().unwrap_or("<none>")
+        );
+    }
     let _ = writeln!(out, "Pod Template:");
     map_lines(&mut out, "  ", "Labels", &spec.template.metadata.labels);
     if !spec.template.metadata.annotations.is_empty() {

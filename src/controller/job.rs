@@ -9,6 +9,7 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 
 use super::backoff::{BackoffPolicy, BackoffRecord};
+use super::indexes::Indexes;
 use crate::api::types::{
     COMPLETE, FAILED, FAILURE_TARGET, Job, JobCondition, JobStatus, SUCCESS_CRITERIA_MET,
 };
@@ -35,6 +36,8 @@ pub struct ActivePod {
     pub ready: bool,
     /// Whether the host is already terminating it.
     pub terminating: bool,
+    /// Its completion index (Indexed Jobs).
+    pub index: Option<i32>,
 }
 
 /// What the host observed of a Job's pods.
@@ -48,6 +51,8 @@ pub struct Observed<'a> {
     pub failed: i32,
     /// Failures since the last success.
     pub backoff: BackoffRecord,
+    /// Indexes with a successful pod (Indexed Jobs; then `succeeded` counts them).
+    pub succeeded_indexes: Option<&'a Indexes>,
 }
 
 /// An event the controller records on the Job.
@@ -70,6 +75,8 @@ pub struct Plan {
     pub delete_reason: &'static str,
     /// Number of new pods to create.
     pub create: u32,
+    /// Their completion indexes (Indexed Jobs: as many as `create`, lowest first).
+    pub indexes: Vec<i32>,
     /// The Job's new status.
     pub status: JobStatus,
     /// Events to record.
@@ -86,6 +93,7 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
         delete: Vec::new(),
         delete_reason: "",
         create: 0,
+        indexes: Vec::new(),
         status: JobStatus::default(),
         notes: Vec::new(),
         requeue_after: None,
@@ -97,6 +105,9 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
     status.terminating = count(terminating);
     status.active = count(running.len());
     status.ready = count(running.iter().filter(|p| p.ready).count());
+    if let Some(ix) = obs.succeeded_indexes {
+        status.completed_indexes = Some(ix.to_string()).filter(|s| !s.is_empty());
+    }
     if status.finished().is_some() {
         plan.status = status;
         return plan;
@@ -187,7 +198,15 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
         let wait = obs.backoff.remaining(backoff, now);
         if wait.is_zero() {
             plan.create = (want_active - active) as u32;
-            status.active = want_active;
+            if let (Some(done), Some(c)) = (obs.succeeded_indexes, spec.completions) {
+                // The lowest indexes with neither a success nor a running pod.
+                plan.indexes = (0..c)
+                    .filter(|i| !done.contains(*i) && !running.iter().any(|p| p.index == Some(*i)))
+                    .take(plan.create as usize)
+                    .collect();
+                plan.create = u32::try_from(plan.indexes.len()).unwrap_or(0);
+            }
+            status.active = active + count(plan.create as usize);
         } else {
             plan.requeue_after = Some(wait);
         }

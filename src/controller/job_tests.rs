@@ -30,6 +30,7 @@ fn pods(n: usize) -> Vec<ActivePod> {
             restart_count: 0,
             ready: true,
             terminating: false,
+            index: None,
         })
         .collect()
 }
@@ -40,6 +41,7 @@ fn obs(active: &[ActivePod], succeeded: i32, failed: i32) -> Observed<'_> {
         succeeded,
         failed,
         backoff: BackoffRecord::default(),
+        succeeded_indexes: None,
     }
 }
 
@@ -224,6 +226,7 @@ fn replacement_pods_wait_for_exponential_backoff() {
         succeeded: 0,
         failed: 2,
         backoff: record,
+        succeeded_indexes: None,
     };
     let wait = reconcile(&j, &o, at(15), &policy);
     assert_eq!(wait.create, 0);
@@ -238,4 +241,37 @@ fn start_time_is_kept_once_set() {
     j.status.start_time = Some(at(5));
     let plan = reconcile(&j, &obs(&[], 0, 0), at(50), &NO_BACKOFF);
     assert_eq!(plan.status.start_time, Some(at(5)));
+}
+
+#[test]
+fn indexed_jobs_create_the_lowest_missing_indexes_and_report_them() {
+    let j = job(|s| {
+        s.completions = Some(5);
+        s.parallelism = Some(2);
+        s.completion_mode = Some("Indexed".into());
+    });
+    let mut done = crate::controller::indexes::Indexes::new();
+    done.insert(0);
+    done.insert(2);
+    let mut running = pods(1);
+    running[0].index = Some(1);
+    let o = Observed {
+        succeeded_indexes: Some(&done),
+        ..obs(&running, 2, 0)
+    };
+    let plan = reconcile(&j, &o, at(0), &NO_BACKOFF);
+    assert_eq!((plan.create, plan.indexes.clone()), (1, vec![3]));
+    assert_eq!(plan.status.completed_indexes.as_deref(), Some("0,2"));
+    assert_eq!(plan.status.active, 2);
+
+    for i in [1, 3, 4] {
+        done.insert(i);
+    }
+    let o = Observed {
+        succeeded_indexes: Some(&done),
+        ..obs(&[], 5, 0)
+    };
+    let plan = reconcile(&j, &o, at(0), &NO_BACKOFF);
+    assert_eq!(plan.status.completed_indexes.as_deref(), Some("0-4"));
+    assert_eq!(types(&plan.status).last().map(|t| t.0), Some("Complete"));
 }

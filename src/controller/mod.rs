@@ -2,5 +2,6 @@
 
 pub mod backoff;
 pub mod cronjob;
+pub mod indexes;
 pub mod job;
 pub mod ttl;

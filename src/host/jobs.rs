@@ -35,14 +35,21 @@ impl Host {
                     restart_count: cs.map_or(0, |c| c.restart_count),
                     ready: cs.is_some_and(|c| c.ready),
                     terminating: self.pods[p].terminating,
+                    index: pods::completion_index(pod),
                 }
             })
             .collect();
+        let completions = self.store.jobs[j].spec.completions.unwrap_or(0);
         let observed = Observed {
             active: &active,
-            succeeded: state.succeeded,
+            // An Indexed Job's successes are its completed indexes.
+            succeeded: state
+                .succeeded_indexes
+                .as_ref()
+                .map_or(state.succeeded, |ix| ix.count_below(completions)),
             failed: state.failed,
             backoff: state.backoff,
+            succeeded_indexes: state.succeeded_indexes.as_ref(),
         };
         let plan = reconcile(&self.store.jobs[j], &observed, now, &self.config.backoff);
         tracing::debug!(
@@ -105,8 +112,14 @@ impl Host {
                 now,
             );
         }
-        for _ in 0..plan.create {
-            self.create_pod(j, now, on_change);
+        if plan.indexes.is_empty() {
+            for _ in 0..plan.create {
+                self.create_pod(j, now, None, on_change);
+            }
+        } else {
+            for i in plan.indexes {
+                self.create_pod(j, now, Some(i), on_change);
+            }
         }
         self.jobs[j].requeue_at = plan.requeue_after.map(|d| Instant::now() + d);
     }
@@ -184,10 +197,16 @@ impl Host {
         &mut self,
         j: usize,
         now: Timestamp,
+        index: Option<i32>,
         on_change: &mut impl FnMut(&Change),
     ) {
         let job = &self.store.jobs[j];
-        let base = format!("{}-", job.name().chars().take(58).collect::<String>());
+        // Indexed pods are `<job>-<index>-<random>`.
+        let stem = match index {
+            Some(i) => format!("{}-{i}", job.name()),
+            None => job.name().to_string(),
+        };
+        let base = format!("{}-", stem.chars().take(58).collect::<String>());
         let namespace = job.metadata.namespace.clone().unwrap_or_default();
         let restart_on_failure =
             job.spec.template.spec.restart_policy.as_deref() == Some("OnFailure");
@@ -195,7 +214,13 @@ impl Host {
         let uid = uuid::Uuid::new_v4().to_string();
         let prepared = self.jobs[j].prepared.clone();
         let job = &self.store.jobs[j];
-        let pod = pods::new_pod(job, name.clone(), uid.clone(), prepared.image_id(), now);
+        let mut pod = pods::new_pod(job, name.clone(), uid.clone(), prepared.image_id(), now);
+        if let Some(i) = index {
+            pod.metadata.generate_name = Some(base.clone());
+            for map in [&mut pod.metadata.annotations, &mut pod.metadata.labels] {
+                map.insert(pods::COMPLETION_INDEX.into(), i.to_string());
+            }
+        }
         let container = pod.status.container_statuses[0].name.clone();
         let queues = self.jobs[j]
             .queues
@@ -350,6 +375,12 @@ impl Host {
             if success {
                 state.succeeded += 1;
                 state.backoff.succeeded();
+                if let (Some(ix), Some(i)) = (
+                    state.succeeded_indexes.as_mut(),
+                    pods::completion_index(&self.store.pods[p].pod),
+                ) {
+                    ix.insert(i);
+                }
             } else {
                 state.failed += 1;
                 state.backoff.failed(at);

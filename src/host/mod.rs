@@ -21,6 +21,7 @@ use crate::api::manifest::JobManifest;
 use crate::api::types::{Job, Pod};
 use crate::clock::Clock;
 use crate::controller::backoff::{BackoffPolicy, BackoffRecord};
+use crate::controller::indexes::Indexes;
 use crate::controller::job::{ActivePod, Observed, Plan, reconcile};
 use crate::kubelet::{PodRun, PodUpdate, run_pod};
 use crate::logs::{DEFAULT_LOG_LIMIT, LogStream};
@@ -148,6 +149,8 @@ struct JobState {
     prepared: Arc<dyn PreparedPod>,
     /// The work queues its pods may use, with their broker.
     queues: Option<JobQueues>,
+    /// Indexes with a successful pod (Indexed Jobs only).
+    succeeded_indexes: Option<Indexes>,
     active: BTreeSet<usize>,
     succeeded: i32,
     failed: i32,
@@ -384,7 +387,9 @@ impl Host {
         pods: Vec<Pod>,
     ) -> usize {
         let j = self.store.jobs.len();
+        let indexed = job.spec.completion_mode.as_deref() == Some("Indexed");
         let mut state = JobState {
+            succeeded_indexes: indexed.then(Indexes::new),
             queues,
             prepared,
             active: BTreeSet::new(),
@@ -402,6 +407,13 @@ impl Host {
             .filter_map(|p| Some((pods::finished_at(p)?, p.status.phase == "Succeeded")))
             .collect();
         finished.sort();
+        if let Some(ix) = state.succeeded_indexes.as_mut() {
+            for p in pods.iter().filter(|p| p.status.phase == "Succeeded") {
+                if let Some(i) = pods::completion_index(p) {
+                    ix.insert(i);
+                }
+            }
+        }
         for (at, success) in finished {
             if success {
                 state.succeeded += 1;

@@ -14,6 +14,13 @@ use crate::runtime::PodExit;
 /// reports pods of a lost node.
 pub const REASON_NODE_LOST: &str = "NodeLost";
 
+pub use crate::api::defaults::COMPLETION_INDEX;
+
+/// The completion index of a pod of an Indexed Job.
+pub fn completion_index(pod: &Pod) -> Option<i32> {
+    pod.metadata.annotations.get(COMPLETION_INDEX)?.parse().ok()
+}
+
 /// A new Pending pod of `job`.
 pub fn new_pod(job: &Job, name: String, uid: String, image_id: String, now: Timestamp) -> Pod {
     let tmpl = job.spec.template.clone();

@@ -4,6 +4,7 @@
 mod cli;
 mod cron;
 mod host;
+mod indexed;
 mod queue;
 mod sandbox;
 mod state;

@@ -279,7 +279,14 @@ impl PreparedPod for PreparedWasm {
                 };
                 (k.clone(), value)
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let mut env = env;
+        // Indexed Jobs: the index, as Kubernetes injects it through the downward API.
+        if let Some(i) = pod.annotations.get(crate::api::defaults::COMPLETION_INDEX)
+            && !env.iter().any(|(k, _)| k == "JOB_COMPLETION_INDEX")
+        {
+            env.push(("JOB_COMPLETION_INDEX".into(), i.clone()));
+        }
         Ok(Box::new(WasmSandbox {
             engine: self.engine.clone(),
             pre: self.pre.clone(),
