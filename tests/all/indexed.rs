@@ -121,3 +121,26 @@ fn indexed_jobs_are_validated_like_kubernetes() {
         out.stderr
     );
 }
+
+#[test]
+fn the_indexed_example_assigns_one_item_per_index() {
+    let examples = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples"));
+    let out = wasmjob(examples, &["run", "indexed.yaml", "-o", "json", "--logs"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for (i, item) in ["apple", "banana", "cherry", "date", "fig"]
+        .iter()
+        .enumerate()
+    {
+        let line = format!("Processing {item} (index {i})");
+        assert_eq!(
+            out.stderr.matches(&line).count(),
+            1,
+            "{line}: {}",
+            out.stderr
+        );
+    }
+    assert_eq!(
+        items(&out.json(), "Job")[0]["status"]["completedIndexes"],
+        "0-4"
+    );
+}

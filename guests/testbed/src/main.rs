@@ -86,6 +86,20 @@ fn run(step: Step) {
         Step::Echo(text) => out(format!("{text}\n").as_bytes()),
         Step::Stderr(text) => errln!("{text}"),
         Step::Date => out(format!("{}\n", date(std::time::SystemTime::now())).as_bytes()),
+        Step::Pick(list) => {
+            let index = std::env::var("JOB_COMPLETION_INDEX").unwrap_or_default();
+            let item = index
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| list.split(',').nth(i));
+            match item {
+                Some(item) => out(format!("Processing {item} (index {index})\n").as_bytes()),
+                None => {
+                    errln!("pick: no item for JOB_COMPLETION_INDEX={index:?} in {list:?}");
+                    exit(1);
+                }
+            }
+        }
     }
 }
 

@@ -35,6 +35,9 @@ pub enum Step {
     Echo(String),
     /// `stderr TEXT`: print TEXT and a newline to stderr.
     Stderr(String),
+    /// `pick LIST`: print `Processing ITEM (index N)` for the item of the comma-separated LIST at
+    /// the Indexed Job's `JOB_COMPLETION_INDEX` (the docs' "static work assignment").
+    Pick(String),
     /// `date`: print the current time as `date` does in UTC, e.g. `Mon Nov 23 14:01:00 UTC 2026`.
     Date,
 }
@@ -114,6 +117,7 @@ where
             }
             "echo" => Step::Echo(operand("TEXT")?),
             "date" => Step::Date,
+            "pick" => Step::Pick(operand("LIST")?),
             "stderr" => Step::Stderr(operand("TEXT")?),
             _ => return Err(err("unknown step".to_owned())),
         };
