@@ -480,6 +480,60 @@ fn open_state(dir: &std::path::Path) -> Result<Opened, ()> {
     })
 }
 
+/// How a manifest's object stands against what the state directory records.
+enum Standing<T> {
+    /// Not recorded: create it.
+    New,
+    /// Recorded, to be deleted first (`--replace`): its uid.
+    Replace(String),
+    /// Recorded from the same manifest: take it over.
+    Same(T),
+    /// Recorded with another spec: refused.
+    Changed(T),
+}
+
+/// Looks up `kind` `name` in `ns` and compares its recorded manifest hash with `hash`.
+fn standing<T: serde::de::DeserializeOwned>(
+    db: &StateDb,
+    kind: &str,
+    ns: &str,
+    name: &str,
+    hash: &str,
+    replace: bool,
+    uid: impl Fn(&T) -> &str,
+) -> Result<Standing<T>, Outcome> {
+    let fail = |e: crate::store::db::StoreError| {
+        eprintln!("error: {e}");
+        Outcome::JobFailed
+    };
+    let Some(stored) = db.get::<T>(kind, ns, name).map_err(fail)? else {
+        return Ok(Standing::New);
+    };
+    if replace {
+        return Ok(Standing::Replace(uid(&stored).to_string()));
+    }
+    let same = db
+        .job_source(uid(&stored))
+        .map_err(fail)?
+        .is_some_and(|s| s.spec_hash == hash);
+    Ok(if same {
+        Standing::Same(stored)
+    } else {
+        Standing::Changed(stored)
+    })
+}
+
+/// Reports refused manifests; `Err(Invalid)` if there were any.
+fn refuse(conflicts: Vec<String>) -> Result<(), Outcome> {
+    if conflicts.is_empty() {
+        return Ok(());
+    }
+    for c in conflicts {
+        eprintln!("error: {c}");
+    }
+    Err(Outcome::Invalid)
+}
+
 /// A recorded Job with its pods.
 type JobWithPods = (Job, Vec<Pod>);
 
@@ -509,34 +563,30 @@ fn reconcile_cronjobs(
     let mut conflicts = Vec::new();
     for sub in submissions {
         let cj = sub.cronjob();
-        let ns = cj
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let stored: Option<CronJob> = db.get("CronJob", &ns, cj.name()).map_err(fail)?;
-        let Some(stored) = stored else {
-            plan.new.push(sub);
-            continue;
-        };
-        if replace {
-            plan.replace.push(stored.uid().to_string());
-            plan.new.push(sub);
-            continue;
-        }
-        let same = db
-            .job_source(stored.uid())
-            .map_err(fail)?
-            .is_some_and(|s| s.spec_hash == sub.source().spec_hash);
-        if !same {
-            conflicts.push(format!(
-                "{}: cronjob.batch {:?} already exists with a different spec; use --replace to \
-                 delete it (and its Jobs) and run this one",
-                sub.source().source,
-                stored.name()
-            ));
-            continue;
-        }
+        let ns = cj.metadata.namespace.as_deref().unwrap_or("default");
+        let hash = sub.source().spec_hash.clone();
+        let stored =
+            match standing::<CronJob>(db, "CronJob", ns, cj.name(), &hash, replace, |c| c.uid())? {
+                Standing::New => {
+                    plan.new.push(sub);
+                    continue;
+                }
+                Standing::Replace(uid) => {
+                    plan.replace.push(uid);
+                    plan.new.push(sub);
+                    continue;
+                }
+                Standing::Changed(stored) => {
+                    conflicts.push(format!(
+                    "{}: cronjob.batch {:?} already exists with a different spec; use --replace to \
+                     delete it (and its Jobs) and run this one",
+                    sub.source().source,
+                    stored.name()
+                ));
+                    continue;
+                }
+                Standing::Same(stored) => stored,
+            };
         let mut jobs = Vec::new();
         for job in db.owned::<Job>("Job", stored.uid()).map_err(fail)? {
             let pods: Vec<Pod> = db.owned("Pod", job.uid()).map_err(fail)?;
@@ -544,12 +594,7 @@ fn reconcile_cronjobs(
         }
         plan.adopt.push((sub, stored, jobs));
     }
-    if !conflicts.is_empty() {
-        for c in conflicts {
-            eprintln!("error: {c}");
-        }
-        return Err(Outcome::Invalid);
-    }
+    refuse(conflicts)?;
     Ok(plan)
 }
 
@@ -581,45 +626,36 @@ fn reconcile_with_state(
         Outcome::JobFailed
     };
     for sub in submissions {
-        let ns = sub
-            .job()
-            .metadata
-            .namespace
-            .clone()
-            .unwrap_or_else(|| "default".into());
-        let stored: Option<Job> = db.get("Job", &ns, sub.job().name()).map_err(fail)?;
-        let Some(stored) = stored else {
-            plan.new.push(sub);
-            continue;
+        let job = sub.job();
+        let ns = job.metadata.namespace.as_deref().unwrap_or("default");
+        let hash = sub.source().spec_hash.clone();
+        let stored = match standing::<Job>(db, "Job", ns, job.name(), &hash, replace, |j| j.uid())?
+        {
+            Standing::New => {
+                plan.new.push(sub);
+                continue;
+            }
+            Standing::Replace(uid) => {
+                plan.replace.push(uid);
+                plan.new.push(sub);
+                continue;
+            }
+            Standing::Changed(stored) => {
+                conflicts.push(format!(
+                    "{}: job.batch {:?} already exists with a different spec; use --replace to \
+                     delete it and run this one, or `wasmjob delete job {}`",
+                    sub.source().source,
+                    stored.name(),
+                    stored.name()
+                ));
+                continue;
+            }
+            Standing::Same(stored) => stored,
         };
-        if replace {
-            plan.replace.push(stored.uid().to_string());
-            plan.new.push(sub);
-            continue;
-        }
-        let same = db
-            .job_source(stored.uid())
-            .map_err(fail)?
-            .is_some_and(|s| s.spec_hash == sub.source().spec_hash);
-        if !same {
-            conflicts.push(format!(
-                "{}: job.batch {:?} already exists with a different spec; use --replace to \
-                 delete it and run this one, or `wasmjob delete job {}`",
-                sub.source().source,
-                stored.name(),
-                stored.name()
-            ));
-            continue;
-        }
         let pods: Vec<Pod> = db.owned("Pod", stored.uid()).map_err(fail)?;
         plan.adopt.push((sub, stored, pods));
     }
-    if !conflicts.is_empty() {
-        for c in conflicts {
-            eprintln!("error: {c}");
-        }
-        return Err(Outcome::Invalid);
-    }
+    refuse(conflicts)?;
     Ok(plan)
 }
 
