@@ -401,6 +401,8 @@ impl JobStatus {
     }
 }
 
+/// Condition type of a suspended Job (`False` again once resumed).
+pub const SUSPENDED: &str = "Suspended";
 /// Condition type of a Job that succeeded.
 pub const COMPLETE: &str = "Complete";
 /// Condition type of a Job that failed.

@@ -194,12 +194,6 @@ pub(crate) fn validate_spec(spec: &JobSpec, path: &Path, errs: &mut ErrorList) {
             &["NonIndexed", "Indexed"],
         )),
     }
-    if spec.suspend == Some(true) {
-        errs.push(FieldError::forbidden(
-            &path.child("suspend"),
-            "suspended Jobs are not supported by wasmjob yet",
-        ));
-    }
     if let Some(p) = spec.pod_replacement_policy.as_deref()
         && !matches!(p, "TerminatingOrFailed" | "Failed")
     {

@@ -209,7 +209,7 @@ fn ask_host(db: &mut StateDb, dir: &Path, job: &Job, orphan: bool) -> Result<(),
 
 /// Waits until the running host has carried out request `id`. If the host stops first, the
 /// request is withdrawn and `direct` does the work under the directory's lock.
-fn wait_for_host(
+pub(super) fn wait_for_host(
     db: &mut StateDb,
     dir: &Path,
     id: i64,

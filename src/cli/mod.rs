@@ -12,6 +12,7 @@ mod get;
 pub mod jsonpath;
 mod logs;
 pub mod output;
+mod patch;
 mod queue;
 mod run;
 mod schedule;
@@ -65,6 +66,8 @@ enum Command {
     Logs(logs::LogsArgs),
     /// Delete jobs with their pods and logs, as `kubectl delete` does.
     Delete(delete::DeleteArgs),
+    /// Suspend or resume a Job: `patch job NAME -p '{"spec":{"suspend":true}}'`.
+    Patch(patch::PatchArgs),
     /// Fill and inspect the embedded work queues (push, ls, peek, len, purge).
     Queue(queue::QueueArgs),
     /// Print the next fire times of a CronJob schedule, or why Kubernetes would reject it.
@@ -190,6 +193,7 @@ pub fn main() -> ExitCode {
         Command::Describe(args) => describe::describe(args, &state),
         Command::Logs(args) => logs::logs(args, &state),
         Command::Delete(args) => delete::delete(args, &state),
+        Command::Patch(args) => patch::patch(args, &state),
         Command::Queue(args) => queue::queue(args, &state),
         Command::Schedule(args) => schedule::schedule(args),
     }

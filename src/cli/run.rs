@@ -757,7 +757,14 @@ async fn drive(mut host: Host, o: &RunOptions) -> Outcome {
         && result.is_ok();
     if o.output == Format::Table && result.is_ok() {
         for j in &jobs {
-            if j.status.condition(COMPLETE).is_none() && j.status.condition(FAILED).is_none() {
+            let suspended = j.spec.suspend == Some(true);
+            if suspended {
+                eprintln!(
+                    "note: job.batch/{0} is suspended; to continue: wasmjob patch job {0} -p '{{\"spec\":{{\"suspend\":false}}}}' && wasmjob resume",
+                    j.name()
+                );
+            } else if j.status.condition(COMPLETE).is_none() && j.status.condition(FAILED).is_none()
+            {
                 eprintln!(
                     "note: job.batch/{} did not finish (parallelism {:?} and nothing left to run)",
                     j.name(),

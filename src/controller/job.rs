@@ -11,13 +11,16 @@ use jiff::{SignedDuration, Timestamp};
 use super::backoff::{BackoffPolicy, BackoffRecord};
 use super::indexes::Indexes;
 use crate::api::types::{
-    COMPLETE, FAILED, FAILURE_TARGET, Job, JobCondition, JobStatus, SUCCESS_CRITERIA_MET,
+    COMPLETE, FAILED, FAILURE_TARGET, Job, JobCondition, JobStatus, SUCCESS_CRITERIA_MET, SUSPENDED,
 };
 
 /// Reason of a Job that failed more often than `backoffLimit` allows.
 pub const REASON_BACKOFF_LIMIT: &str = "BackoffLimitExceeded";
 /// Reason of a Job that ran longer than `activeDeadlineSeconds`.
 pub const REASON_DEADLINE: &str = "DeadlineExceeded";
+/// Reason (and container reason) of pods stopped because their Job was suspended; they do
+/// not count as failures.
+pub const REASON_SUSPENDED: &str = "JobSuspended";
 /// Reason of a Job that reached its completions.
 pub const REASON_COMPLETIONS: &str = "CompletionsReached";
 
@@ -112,14 +115,56 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
         plan.status = status;
         return plan;
     }
-    let start = *status.start_time.get_or_insert(now);
+    let suspended = spec.suspend == Some(true);
+    let was_suspended = status
+        .condition(SUSPENDED)
+        .is_some_and(|c| c.status == "True");
+    if suspended && !was_suspended {
+        set_condition(
+            &mut status,
+            SUSPENDED,
+            "True",
+            "JobSuspended",
+            "Job suspended",
+            now,
+        );
+        plan.notes.push(Note {
+            type_: "Normal",
+            reason: "Suspended",
+            message: "Job suspended".into(),
+        });
+    } else if !suspended && was_suspended {
+        set_condition(
+            &mut status,
+            SUSPENDED,
+            "False",
+            "JobResumed",
+            "Job resumed",
+            now,
+        );
+        plan.notes.push(Note {
+            type_: "Normal",
+            reason: "Resumed",
+            message: "Job resumed".into(),
+        });
+        // activeDeadlineSeconds counts the time the Job is continuously active.
+        status.start_time = Some(now);
+    }
+    // A suspended Job has no start time until it runs.
+    let start = if suspended {
+        status.start_time
+    } else {
+        Some(*status.start_time.get_or_insert(now))
+    };
 
     // Decide whether the Job has reached a terminal state (kept once reached).
     let target = if let Some(c) = status.condition(FAILURE_TARGET) {
         Some((false, c.reason.clone(), c.message.clone()))
     } else if let Some(c) = status.condition(SUCCESS_CRITERIA_MET) {
         Some((true, c.reason.clone(), c.message.clone()))
-    } else if let Some((reason, message)) = failure(job, obs, &running, start, now) {
+    } else if let Some((reason, message)) =
+        failure(job, obs, &running, start.filter(|_| !suspended), now)
+    {
         status
             .conditions
             .push(condition(FAILURE_TARGET, reason, message, now));
@@ -173,6 +218,16 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
         return plan;
     }
 
+    // manageJob: a suspended Job's pods are stopped (not counted as failures) and none start.
+    if suspended {
+        plan.delete = running.iter().map(|p| p.name.clone()).collect();
+        plan.delete_reason = REASON_SUSPENDED;
+        status.terminating += count(plan.delete.len());
+        status.active = 0;
+        status.ready = 0;
+        plan.status = status;
+        return plan;
+    }
     // manageJob: how many pods should be active now.
     let parallelism = spec.parallelism.unwrap_or(1).max(0);
     let active = count(running.len());
@@ -211,13 +266,38 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
             plan.requeue_after = Some(wait);
         }
     }
-    if let Some(ads) = spec.active_deadline_seconds {
+    if let (Some(ads), Some(start)) = (spec.active_deadline_seconds, start) {
         let deadline = start + SignedDuration::from_secs(ads);
         let left = now.duration_until(deadline).unsigned_abs();
         plan.requeue_after = Some(plan.requeue_after.map_or(left, |d| d.min(left)));
     }
     plan.status = status;
     plan
+}
+
+/// Sets condition `type_` (adding it, or updating its status when it changes).
+fn set_condition(
+    status: &mut JobStatus,
+    type_: &str,
+    value: &str,
+    reason: &str,
+    message: &str,
+    now: Timestamp,
+) {
+    match status.conditions.iter_mut().find(|c| c.type_ == type_) {
+        Some(c) => {
+            c.status = value.into();
+            c.reason = reason.into();
+            c.message = message.into();
+            c.last_probe_time = now;
+            c.last_transition_time = now;
+        }
+        None => {
+            let mut c = condition(type_, reason, message, now);
+            c.status = value.into();
+            status.conditions.push(c);
+        }
+    }
 }
 
 fn count(n: usize) -> i32 {
@@ -249,7 +329,7 @@ fn failure(
     job: &Job,
     obs: &Observed<'_>,
     running: &[&ActivePod],
-    start: Timestamp,
+    start: Option<Timestamp>,
     now: Timestamp,
 ) -> Option<(&'static str, &'static str)> {
     let spec = &job.spec;
@@ -265,7 +345,7 @@ fn failure(
     if exceeded {
         return Some((REASON_BACKOFF_LIMIT, MSG_BACKOFF_LIMIT));
     }
-    if let Some(ads) = spec.active_deadline_seconds
+    if let (Some(ads), Some(start)) = (spec.active_deadline_seconds, start)
         && now >= start + SignedDuration::from_secs(ads)
     {
         return Some((REASON_DEADLINE, MSG_DEADLINE));

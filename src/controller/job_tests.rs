@@ -275,3 +275,49 @@ fn indexed_jobs_create_the_lowest_missing_indexes_and_report_them() {
     assert_eq!(plan.status.completed_indexes.as_deref(), Some("0-4"));
     assert_eq!(types(&plan.status).last().map(|t| t.0), Some("Complete"));
 }
+
+#[test]
+fn suspending_stops_pods_without_failures_and_resuming_resets_start_time() {
+    let mut j = job(|s| {
+        s.completions = Some(2);
+        s.parallelism = Some(2);
+        s.active_deadline_seconds = Some(10);
+    });
+    j.status.start_time = Some(at(0));
+    j.spec.suspend = Some(true);
+    let running = pods(2);
+    let plan = reconcile(&j, &obs(&running, 0, 0), at(100), &NO_BACKOFF);
+    assert_eq!(plan.delete.len(), 2);
+    assert_eq!(plan.delete_reason, REASON_SUSPENDED);
+    assert_eq!(plan.create, 0);
+    assert!(types(&plan.status).contains(&("Suspended", "JobSuspended")));
+    assert!(plan.notes.iter().any(|n| n.reason == "Suspended"));
+    assert!(
+        !types(&plan.status).iter().any(|t| t.0 == "FailureTarget"),
+        "no deadline while suspended"
+    );
+
+    j.status = plan.status;
+    j.spec.suspend = Some(false);
+    let plan = reconcile(&j, &obs(&[], 0, 0), at(200), &NO_BACKOFF);
+    let cond = plan.status.condition("Suspended").unwrap();
+    assert_eq!(
+        (cond.status.as_str(), cond.reason.as_str()),
+        ("False", "JobResumed")
+    );
+    assert_eq!(
+        plan.status.start_time,
+        Some(at(200)),
+        "the deadline counts from the resume"
+    );
+    assert_eq!(plan.create, 2);
+    assert!(plan.notes.iter().any(|n| n.reason == "Resumed"));
+}
+
+#[test]
+fn a_job_created_suspended_starts_nothing_and_has_no_start_time() {
+    let j = job(|s| s.suspend = Some(true));
+    let plan = reconcile(&j, &obs(&[], 0, 0), at(5), &NO_BACKOFF);
+    assert_eq!((plan.create, plan.status.start_time), (0, None));
+    assert!(types(&plan.status).contains(&("Suspended", "JobSuspended")));
+}

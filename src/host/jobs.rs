@@ -352,7 +352,9 @@ impl Host {
             } => {
                 pods::finished(&mut self.store.pods[p].pod, &exit, started, at);
                 self.settle_leases(p, exit.success());
-                (p, Some((exit.success(), at)))
+                // A pod stopped because its Job was suspended is not a failure.
+                let counted = !matches!(&exit, PodExit::Terminated(r) if r == REASON_SUSPENDED);
+                (p, Some((exit.success(), at, counted)))
             }
         };
         self.touch_pod(p);
@@ -368,7 +370,7 @@ impl Host {
                 .map_or(0, |c| c.restart_count),
         });
         let j = entry.job;
-        if let Some((success, at)) = finished {
+        if let Some((success, at, counted)) = finished {
             let state = &mut self.jobs[j];
             state.active.remove(&p);
             self.pods[p].kill = None;
@@ -381,7 +383,7 @@ impl Host {
                 ) {
                     ix.insert(i);
                 }
-            } else {
+            } else if counted {
                 state.failed += 1;
                 state.backoff.failed(at);
             }

@@ -22,7 +22,7 @@ use crate::api::types::{Job, Pod};
 use crate::clock::Clock;
 use crate::controller::backoff::{BackoffPolicy, BackoffRecord};
 use crate::controller::indexes::Indexes;
-use crate::controller::job::{ActivePod, Observed, Plan, reconcile};
+use crate::controller::job::{ActivePod, Observed, Plan, REASON_SUSPENDED, reconcile};
 use crate::kubelet::{PodRun, PodUpdate, run_pod};
 use crate::logs::{DEFAULT_LOG_LIMIT, LogStream};
 use crate::queue::{self, Broker, QueueGrant, QueueRequest};
@@ -402,8 +402,10 @@ impl Host {
             deleted: false,
         };
         // Counters and back-off are recomputed from the pods, as the Job controller does.
+        // Pods stopped by a suspension are not failures.
         let mut finished: Vec<(Timestamp, bool)> = pods
             .iter()
+            .filter(|p| p.status.reason.as_deref() != Some(REASON_SUSPENDED))
             .filter_map(|p| Some((pods::finished_at(p)?, p.status.phase == "Succeeded")))
             .collect();
         finished.sort();

@@ -23,6 +23,8 @@ impl Host {
                     Some(req.id),
                     on_change,
                 );
+            } else if req.verb == "patch" && req.kind == "Job" {
+                self.patch_job(&req);
             } else if req.verb == "delete" && req.kind == "Pod" {
                 self.delete_pod(&req);
             } else if req.verb == "delete" && req.kind == "CronJob" {
@@ -50,6 +52,25 @@ impl Host {
         if let Err(e) = db.delete_pod(&req.uid, Some(req.id)) {
             self.store_error.get_or_insert(e);
         }
+    }
+
+    /// `wasmjob patch job` while this host runs: `spec.suspend` (the only field that may
+    /// change), applied at once.
+    pub(super) fn patch_job(&mut self, req: &Request) {
+        let suspend = match req.option.as_str() {
+            "suspend=true" => true,
+            "suspend=false" => false,
+            _ => {
+                self.done_requests.push(req.id);
+                return;
+            }
+        };
+        if let Some(j) = self.store.jobs.iter().position(|j| j.uid() == req.uid) {
+            self.store.jobs[j].spec.suspend = Some(suspend);
+            self.jobs[j].requeue_at = Some(Instant::now());
+            self.touch_job(j);
+        }
+        self.done_requests.push(req.id);
     }
 
     /// Deletes the Jobs whose `ttlSecondsAfterFinished` has run out, with their pods.

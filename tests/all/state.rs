@@ -846,3 +846,85 @@ fn ttl_example_validates() {
     ]);
     assert_eq!(ok.code, 0, "{}", ok.stderr);
 }
+
+#[test]
+fn patching_suspend_stops_a_running_job_and_resume_continues_it() {
+    let s = Session::new();
+    let job = testbed_job(
+        "pausable",
+        "completions: 2\nparallelism: 2\nactiveDeadlineSeconds: 600",
+        "restartPolicy: Never",
+        "",
+        &["sleep", "1500", "echo", "done"],
+    );
+    let path = s.write("job.yaml", &job);
+    let host = s.spawn(&["run", &path]);
+    s.wait_for("two running pods", |s| {
+        s.items("pods")
+            .iter()
+            .filter(|p| p["status"]["phase"] == "Running")
+            .count()
+            == 2
+    });
+    let patched = s.run(&[
+        "patch",
+        "job",
+        "pausable",
+        "--type=strategic",
+        "-p",
+        r#"{"spec":{"suspend":true}}"#,
+    ]);
+    assert_eq!(
+        (patched.code, patched.stdout.as_str()),
+        (0, "job.batch/pausable patched\n"),
+        "{}",
+        patched.stderr
+    );
+    let out = host.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("job.batch/pausable is suspended"),
+        "{stderr}"
+    );
+    let j = &s.items("jobs")[0];
+    assert_eq!(j["status"]["failed"], 0, "suspension is no failure");
+    assert!(conditions(j).contains(&("Suspended".into(), "JobSuspended".into())));
+    for p in s.items("pods") {
+        assert_eq!(p["status"]["reason"], "JobSuspended", "{p}");
+    }
+
+    let resumed = s.run(&["patch", "job/pausable", "-p", "spec: {suspend: false}"]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    let out = s.run(&["resume", "-q", "--no-logs", "-o", "json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let list = out.json();
+    let j = &items(&list, "Job")[0];
+    assert_eq!(j["status"]["succeeded"], 2);
+    assert_eq!(j["status"]["failed"], 0);
+    let suspended = j["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Suspended")
+        .unwrap();
+    assert_eq!(
+        (suspended["status"].as_str(), suspended["reason"].as_str()),
+        (Some("False"), Some("JobResumed"))
+    );
+    assert_eq!(conditions(j).last().unwrap().0, "Complete");
+
+    let bad = s.run(&[
+        "patch",
+        "job",
+        "pausable",
+        "-p",
+        r#"{"spec":{"parallelism":5}}"#,
+    ]);
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("wasmjob patches spec.suspend only"),
+        "{}",
+        bad.stderr
+    );
+}
