@@ -185,18 +185,7 @@ fn jobs_rows(jobs: &[&Job], wide: bool, now: Timestamp) -> Vec<Vec<String>> {
         ];
         if wide {
             let cs = &job.spec.template.spec.containers;
-            row.push(
-                cs.iter()
-                    .map(|c| c.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(","),
-            );
-            row.push(
-                cs.iter()
-                    .map(|c| c.image.as_str())
-                    .collect::<Vec<_>>()
-                    .join(","),
-            );
+            row.extend(containers_and_images(cs));
             let sel = job.spec.selector.as_ref().map(|s| {
                 s.match_labels
                     .iter()
@@ -209,6 +198,14 @@ fn jobs_rows(jobs: &[&Job], wide: bool, now: Timestamp) -> Vec<Vec<String>> {
         rows.push(row);
     }
     rows
+}
+
+/// The CONTAINERS and IMAGES columns of `-o wide`.
+fn containers_and_images(cs: &[crate::api::types::Container]) -> [String; 2] {
+    let join = |f: fn(&crate::api::types::Container) -> &str| {
+        cs.iter().map(f).collect::<Vec<_>>().join(",")
+    };
+    [join(|c| c.name.as_str()), join(|c| c.image.as_str())]
 }
 
 /// `kubectl get cronjobs` rows.
@@ -246,18 +243,7 @@ fn cronjobs_rows(cronjobs: &[&CronJob], wide: bool, now: Timestamp) -> Vec<Vec<S
         ];
         if wide {
             let cs = &s.job_template.spec.template.spec.containers;
-            row.push(
-                cs.iter()
-                    .map(|c| c.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(","),
-            );
-            row.push(
-                cs.iter()
-                    .map(|c| c.image.as_str())
-                    .collect::<Vec<_>>()
-                    .join(","),
-            );
+            row.extend(containers_and_images(cs));
             row.push("<none>".into());
         }
         rows.push(row);

@@ -249,11 +249,6 @@ impl Host {
         self
     }
 
-    /// The state database, if the host has one.
-    pub fn state(&self) -> Option<&StateDb> {
-        self.db.as_ref()
-    }
-
     /// Prepares every Job's pod template (reads and compiles modules). Either all are ready,
     /// or nothing is submitted and every problem is returned.
     pub fn prepare(&self, manifests: Vec<JobManifest>) -> Result<Vec<Submission>, Vec<Rejected>> {

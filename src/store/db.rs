@@ -420,11 +420,6 @@ impl StateDb {
         Ok(())
     }
 
-    /// The state directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn sql(&self, source: rusqlite::Error) -> StoreError {
         StoreError::Sql {
             dir: self.dir.clone(),
@@ -600,27 +595,42 @@ impl StateDb {
         serde_json::from_str(body).map_err(|e| self.corrupt(kind, name, e))
     }
 
-    fn query_objects<T: DeserializeOwned>(
+    /// Objects from `sql`, which selects `rv, kind, name, body`, with their revisions.
+    fn query_rows<T: DeserializeOwned>(
         &self,
         sql: &str,
         params: impl rusqlite::Params,
-    ) -> Result<Vec<T>, StoreError> {
+    ) -> Result<Vec<(i64, T)>, StoreError> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.sql(e))?;
         let rows = stmt
             .query_map(params, |r| {
                 Ok((
-                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
                 ))
             })
             .map_err(|e| self.sql(e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (kind, name, body) = row.map_err(|e| self.sql(e))?;
-            out.push(self.decode(&kind, &name, &body)?);
+            let (rv, kind, name, body) = row.map_err(|e| self.sql(e))?;
+            out.push((rv, self.decode(&kind, &name, &body)?));
         }
         Ok(out)
+    }
+
+    /// Objects from `sql`, which selects `rv, kind, name, body`.
+    fn query_objects<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<T>, StoreError> {
+        Ok(self
+            .query_rows(sql, params)?
+            .into_iter()
+            .map(|(_, o)| o)
+            .collect())
     }
 
     /// Objects of `kind`, in `namespace` (all if `None`), ordered by namespace and name.
@@ -630,7 +640,7 @@ impl StateDb {
         namespace: Option<&str>,
     ) -> Result<Vec<T>, StoreError> {
         self.query_objects(
-            "SELECT kind, name, body FROM objects
+            "SELECT rv, kind, name, body FROM objects
              WHERE kind = ?1 AND (?2 IS NULL OR namespace = ?2) ORDER BY namespace, name",
             params![kind, namespace],
         )
@@ -645,7 +655,7 @@ impl StateDb {
     ) -> Result<Option<T>, StoreError> {
         Ok(self
             .query_objects(
-                "SELECT kind, name, body FROM objects
+                "SELECT rv, kind, name, body FROM objects
                  WHERE kind = ?1 AND namespace = ?2 AND name = ?3",
                 params![kind, namespace, name],
             )?
@@ -659,7 +669,7 @@ impl StateDb {
         owner: &str,
     ) -> Result<Vec<T>, StoreError> {
         self.query_objects(
-            "SELECT kind, name, body FROM objects WHERE kind = ?1 AND owner = ?2 ORDER BY rowid",
+            "SELECT rv, kind, name, body FROM objects WHERE kind = ?1 AND owner = ?2 ORDER BY rowid",
             params![kind, owner],
         )
     }
@@ -667,7 +677,7 @@ impl StateDb {
     /// Jobs that have not finished, oldest first.
     pub fn unfinished_jobs(&self) -> Result<Vec<Job>, StoreError> {
         self.query_objects(
-            "SELECT kind, name, body FROM objects WHERE kind = 'Job' AND finished = 0
+            "SELECT rv, kind, name, body FROM objects WHERE kind = 'Job' AND finished = 0
              ORDER BY rowid",
             [],
         )
@@ -718,28 +728,11 @@ impl StateDb {
         namespace: Option<&str>,
         rv: i64,
     ) -> Result<Vec<(i64, T)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT rv, name, body FROM objects
-                 WHERE kind = ?1 AND (?2 IS NULL OR namespace = ?2) AND rv > ?3 ORDER BY rv, rowid",
-            )
-            .map_err(|e| self.sql(e))?;
-        let rows = stmt
-            .query_map(params![kind, namespace, rv], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                ))
-            })
-            .map_err(|e| self.sql(e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (rv, name, body) = row.map_err(|e| self.sql(e))?;
-            out.push((rv, self.decode(kind, &name, &body)?));
-        }
-        Ok(out)
+        self.query_rows(
+            "SELECT rv, kind, name, body FROM objects
+             WHERE kind = ?1 AND (?2 IS NULL OR namespace = ?2) AND rv > ?3 ORDER BY rv, rowid",
+            params![kind, namespace, rv],
+        )
     }
 
     /// The revision of the last commit.
@@ -849,18 +842,6 @@ impl StateDb {
             out.push(e);
         }
         Ok(out)
-    }
-
-    /// The runs of pod `pod_uid` that have a stored log, in order.
-    pub fn log_runs(&self, pod_uid: &str) -> Result<Vec<i32>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT DISTINCT run FROM logs WHERE pod_uid = ?1 ORDER BY run")
-            .map_err(|e| self.sql(e))?;
-        let rows = stmt
-            .query_map([pod_uid], |r| r.get(0))
-            .map_err(|e| self.sql(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
     }
 
     /// The chunks of one run's log after chunk number `after` (-1 for all), with their numbers.
@@ -992,7 +973,7 @@ impl StateDb {
     /// starts, nothing runs them any more.
     pub fn unfinished_orphans(&self) -> Result<Vec<Pod>, StoreError> {
         self.query_objects(
-            "SELECT kind, name, body FROM objects
+            "SELECT rv, kind, name, body FROM objects
              WHERE kind = 'Pod' AND finished = 0 AND owner IS NULL ORDER BY rowid",
             [],
         )
