@@ -5,7 +5,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::defaults::{DEFAULT_NAMESPACE, default_job_spec};
-use super::field::{ErrorList, FieldError, Path};
+use super::field::{ErrorList, FieldError, Path, Value};
 use super::names::{DNS1123_SUBDOMAIN_MSG, is_dns1123_subdomain_shape};
 use super::types::{Extra, JobSpec, ObjectMeta};
 use super::validation::{
@@ -210,6 +210,21 @@ pub fn validate_cronjob(cj: &CronJob) -> ErrorList {
         &[],
         &mut errs,
     );
-    validate_spec(&s.job_template.spec, &tmpl.child("spec"), &mut errs);
+    let js = &s.job_template.spec;
+    validate_spec(js, &tmpl.child("spec"), &mut errs);
+    // validateJobTemplateSpec: a CronJob's Jobs always get generated selectors.
+    if js.manual_selector == Some(true) {
+        errs.push(FieldError::not_supported(
+            &tmpl.child("spec").child("manualSelector"),
+            Value::Raw("true".into()),
+            &["nil", "false"],
+        ));
+    }
+    if js.selector.is_some() {
+        errs.push(FieldError::forbidden(
+            &tmpl.child("spec").child("selector"),
+            "not supported by wasmjob: a CronJob's Jobs get selectors generated from their uids",
+        ));
+    }
     errs
 }

@@ -37,36 +37,63 @@ pub fn default_job_spec(spec: &mut super::types::JobSpec) {
         spec.parallelism = Some(1);
     }
     spec.parallelism.get_or_insert(1);
-    spec.backoff_limit.get_or_insert(DEFAULT_BACKOFF_LIMIT);
+    // With a per-index limit, the Job-wide one is off unless set.
+    spec.backoff_limit
+        .get_or_insert(if spec.backoff_limit_per_index.is_some() {
+            i32::MAX
+        } else {
+            DEFAULT_BACKOFF_LIMIT
+        });
     spec.completion_mode
         .get_or_insert_with(|| "NonIndexed".into());
     spec.suspend.get_or_insert(false);
+    spec.manual_selector.get_or_insert(false);
+    let replacement = if spec.pod_failure_policy.is_some() {
+        "Failed"
+    } else {
+        "TerminatingOrFailed"
+    };
     spec.pod_replacement_policy
-        .get_or_insert_with(|| "TerminatingOrFailed".into());
+        .get_or_insert_with(|| replacement.into());
+    if let Some(policy) = &mut spec.pod_failure_policy {
+        for pattern in policy
+            .rules
+            .iter_mut()
+            .flat_map(|r| &mut r.on_pod_conditions)
+        {
+            if pattern.status.as_deref().is_none_or(str::is_empty) {
+                pattern.status = Some("True".into());
+            }
+        }
+    }
     if spec.template.spec.restart_policy.is_none() {
         // Pods default to Always, which validation then rejects for Jobs, as Kubernetes does.
         spec.template.spec.restart_policy = Some("Always".into());
     }
 }
 
-/// What the API server adds when it creates a Job: uid, creation time, the generated
-/// selector and the pod template labels that match it.
+/// What the API server adds when it creates a Job: uid, creation time and, unless the
+/// manifest asks for a manual selector, the generated selector and the pod template labels
+/// that match it (`generateSelector`).
 pub fn admit_job(job: &mut Job, uid: String, now: jiff::Timestamp) {
-    let name = job.name().to_string();
-    let labels = &mut job.spec.template.metadata.labels;
-    for (k, v) in [
-        (CONTROLLER_UID_LABEL, &uid),
-        (JOB_NAME_LABEL, &name),
-        (LEGACY_CONTROLLER_UID_LABEL, &uid),
-        (LEGACY_JOB_NAME_LABEL, &name),
-    ] {
-        labels.insert(k.into(), v.clone());
+    if job.spec.manual_selector != Some(true) {
+        let name = job.name().to_string();
+        let labels = &mut job.spec.template.metadata.labels;
+        for (k, v) in [
+            (LEGACY_JOB_NAME_LABEL, &name),
+            (JOB_NAME_LABEL, &name),
+            (LEGACY_CONTROLLER_UID_LABEL, &uid),
+            (CONTROLLER_UID_LABEL, &uid),
+        ] {
+            labels.entry(k.into()).or_insert_with(|| v.clone());
+        }
+        job.spec
+            .selector
+            .get_or_insert_with(LabelSelector::default)
+            .match_labels
+            .entry(CONTROLLER_UID_LABEL.into())
+            .or_insert_with(|| uid.clone());
     }
-    let mut selector = LabelSelector::default();
-    selector
-        .match_labels
-        .insert(CONTROLLER_UID_LABEL.into(), uid.clone());
-    job.spec.selector = Some(selector);
     // Defaulting copies the template's labels to a Job that has none, as the API server
     // does when it reads the admitted Job back.
     if job.metadata.labels.is_empty() {

@@ -45,6 +45,10 @@ pub enum Value {
     Int(i64),
     /// A string, printed Go-quoted.
     Str(String),
+    /// A composite value, printed as given (Go's `%#v` of it, e.g. `[]int32{19, 11}`).
+    Raw(String),
+    /// No value printed (Go's `field.OmitValueType`).
+    Omit,
 }
 
 impl fmt::Display for Value {
@@ -52,6 +56,8 @@ impl fmt::Display for Value {
         match self {
             Value::Int(i) => write!(f, "{i}"),
             Value::Str(s) => write!(f, "{s:?}"),
+            Value::Raw(s) => f.write_str(s),
+            Value::Omit => Ok(()),
         }
     }
 }
@@ -94,6 +100,8 @@ pub enum ErrorKind {
     TooLong(usize),
     /// `Not found: V`
     NotFound(Value),
+    /// `Too many: N: must have at most M items`
+    TooMany(usize, usize),
 }
 
 /// One validation error at a field path.
@@ -140,6 +148,10 @@ impl FieldError {
     pub fn too_long(path: &Path, max: usize) -> Self {
         Self::at(path, ErrorKind::TooLong(max))
     }
+    /// `Too many` at `path`: `actual` items where at most `max` are allowed.
+    pub fn too_many(path: &Path, actual: usize, max: usize) -> Self {
+        Self::at(path, ErrorKind::TooMany(actual, max))
+    }
     /// `Not found` at `path`.
     pub fn not_found(path: &Path, value: impl Into<Value>) -> Self {
         Self::at(path, ErrorKind::NotFound(value.into()))
@@ -156,6 +168,7 @@ impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: ", self.path)?;
         match &self.kind {
+            ErrorKind::Invalid(Value::Omit, d) => write!(f, "Invalid value: {d}"),
             ErrorKind::Invalid(v, d) => {
                 write!(f, "Invalid value: {v}")?;
                 if !d.is_empty() {
@@ -177,6 +190,7 @@ impl fmt::Display for FieldError {
             ErrorKind::Duplicate(v) => write!(f, "Duplicate value: {v}"),
             ErrorKind::TooLong(n) => write!(f, "Too long: may not be more than {n} bytes"),
             ErrorKind::NotFound(v) => write!(f, "Not found: {v}"),
+            ErrorKind::TooMany(n, max) => write!(f, "Too many: {n}: must have at most {max} items"),
         }
     }
 }

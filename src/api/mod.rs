@@ -3,6 +3,7 @@
 pub mod cronjob;
 pub mod defaults;
 pub mod field;
+pub mod job_rules;
 pub mod manifest;
 pub mod names;
 pub mod quantity;

@@ -121,21 +121,36 @@ pub struct JobSpec {
     /// Failures tolerated before the Job fails with BackoffLimitExceeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff_limit: Option<i32>,
-    /// Selects the Job's pods; generated from the uid.
+    /// Failures tolerated per index of an Indexed Job before the index fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_limit_per_index: Option<i32>,
+    /// Failed indexes tolerated before the Job fails (with `backoffLimitPerIndex`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failed_indexes: Option<i32>,
+    /// How pod failures are handled, rule by rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_failure_policy: Option<PodFailurePolicy>,
+    /// When an Indexed Job counts as succeeded before all its indexes have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_policy: Option<SuccessPolicy>,
+    /// Selects the Job's pods; generated from the uid unless `manualSelector`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selector: Option<LabelSelector>,
-    /// Whether the user provides the selector (not supported).
+    /// Whether the user provides the selector.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manual_selector: Option<bool>,
-    /// `NonIndexed` (the only mode supported so far).
+    /// `NonIndexed` or `Indexed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion_mode: Option<String>,
-    /// Whether the Job is suspended (only `false` supported so far).
+    /// Whether the Job is suspended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend: Option<bool>,
-    /// When replacement pods are created.
+    /// When replacement pods are created: `TerminatingOrFailed` or `Failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_replacement_policy: Option<String>,
+    /// The controller that runs the Job; only Kubernetes' own (which wasmjob is) may be named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_by: Option<String>,
     /// The pod to run.
     #[serde(default)]
     pub template: PodTemplateSpec,
@@ -144,13 +159,133 @@ pub struct JobSpec {
     pub other: Extra,
 }
 
-/// A label selector (`matchLabels` only).
+/// A label selector.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LabelSelector {
     /// Labels that must all match.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub match_labels: StringMap,
+    /// Requirements that must all hold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub match_expressions: Vec<LabelSelectorRequirement>,
+    /// Fields wasmjob does not support.
+    #[serde(flatten, skip_serializing)]
+    pub other: Extra,
+}
+
+/// One requirement of a label selector, e.g. `app In (a, b)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LabelSelectorRequirement {
+    /// The label key.
+    #[serde(default)]
+    pub key: String,
+    /// `In`, `NotIn`, `Exists` or `DoesNotExist`.
+    #[serde(default)]
+    pub operator: String,
+    /// Values for `In` and `NotIn`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub values: Vec<String>,
+}
+
+impl LabelSelector {
+    /// Whether `labels` satisfy the selector.
+    pub fn matches(&self, labels: &StringMap) -> bool {
+        self.match_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+            && self.match_expressions.iter().all(|r| {
+                let value = labels.get(&r.key);
+                match r.operator.as_str() {
+                    "In" => value.is_some_and(|v| r.values.contains(v)),
+                    "NotIn" => value.is_none_or(|v| !r.values.contains(v)),
+                    "Exists" => value.is_some(),
+                    "DoesNotExist" => value.is_none(),
+                    _ => false,
+                }
+            })
+    }
+}
+
+/// `spec.podFailurePolicy`: rules checked in order against each failed pod.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodFailurePolicy {
+    /// The rules; the first that matches decides.
+    #[serde(default)]
+    pub rules: Vec<PodFailurePolicyRule>,
+    /// Fields wasmjob does not support.
+    #[serde(flatten, skip_serializing)]
+    pub other: Extra,
+}
+
+/// One rule of a pod failure policy.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodFailurePolicyRule {
+    /// `FailJob`, `FailIndex`, `Ignore` or `Count`.
+    #[serde(default)]
+    pub action: String,
+    /// Matches by the container's exit code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_exit_codes: Option<PodFailurePolicyOnExitCodes>,
+    /// Matches by pod conditions (any of them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_pod_conditions: Vec<PodFailurePolicyOnPodConditionsPattern>,
+    /// Fields wasmjob does not support.
+    #[serde(flatten, skip_serializing)]
+    pub other: Extra,
+}
+
+/// `onExitCodes` of a pod failure policy rule.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodFailurePolicyOnExitCodes {
+    /// Only this container's exit code is checked, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    /// `In` or `NotIn`.
+    #[serde(default)]
+    pub operator: String,
+    /// Exit codes, ascending and unique.
+    #[serde(default)]
+    pub values: Vec<i32>,
+}
+
+/// An `onPodConditions` pattern of a pod failure policy rule.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PodFailurePolicyOnPodConditionsPattern {
+    /// Condition type, e.g. `DisruptionTarget`.
+    #[serde(default, rename = "type")]
+    pub type_: String,
+    /// Condition status; `True` by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+/// `spec.successPolicy` of an Indexed Job.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SuccessPolicy {
+    /// The rules; the Job succeeds when any matches.
+    #[serde(default)]
+    pub rules: Vec<SuccessPolicyRule>,
+    /// Fields wasmjob does not support.
+    #[serde(flatten, skip_serializing)]
+    pub other: Extra,
+}
+
+/// One rule of a success policy.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SuccessPolicyRule {
+    /// Indexes that must succeed, e.g. `"0,2-4"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub succeeded_indexes: Option<String>,
+    /// How many (of `succeededIndexes`, or of all) must succeed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub succeeded_count: Option<i32>,
     /// Fields wasmjob does not support.
     #[serde(flatten, skip_serializing)]
     pub other: Extra,
@@ -385,6 +520,9 @@ pub struct JobStatus {
     /// Completed indexes of an Indexed Job, compressed (`"1,3-5,7"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_indexes: Option<String>,
+    /// Failed indexes of a Job with `backoffLimitPerIndex`, compressed like `completedIndexes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_indexes: Option<String>,
 }
 
 impl JobStatus {

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use super::field::{ErrorList, FieldError, Path};
+use super::job_rules;
 use super::names::{
     DNS1123_LABEL_MSG, DNS1123_SUBDOMAIN_MSG, ENV_VAR_NAME_MSG, LABEL_VALUE_MSG,
     is_dns1123_label_shape, is_dns1123_subdomain_shape, is_env_var_name, is_label_value,
@@ -59,6 +60,7 @@ pub fn validate_job(job: &Job) -> ErrorList {
             "not supported by wasmjob: give the Job a name",
         ));
     }
+    job_rules::validate_selector(job, &mut errs);
     validate_spec(&job.spec, &Path::new("spec"), &mut errs);
     // An Indexed Job's pods are also named `<job>-<index>`, a DNS label (their hostname).
     if job.spec.completion_mode.as_deref() == Some("Indexed")
@@ -172,12 +174,6 @@ pub(crate) fn validate_spec(spec: &JobSpec, path: &Path, errs: &mut ErrorList) {
             "must be greater than or equal to 1",
         ));
     }
-    if spec.manual_selector == Some(true) || spec.selector.is_some() {
-        errs.push(FieldError::forbidden(
-            &path.child("selector"),
-            "not supported by wasmjob: the selector is generated from the Job's uid",
-        ));
-    }
     match spec.completion_mode.as_deref() {
         None | Some("NonIndexed") => {}
         Some("Indexed") => {
@@ -194,15 +190,14 @@ pub(crate) fn validate_spec(spec: &JobSpec, path: &Path, errs: &mut ErrorList) {
             &["NonIndexed", "Indexed"],
         )),
     }
-    if let Some(p) = spec.pod_replacement_policy.as_deref()
-        && !matches!(p, "TerminatingOrFailed" | "Failed")
-    {
-        errs.push(FieldError::not_supported(
-            &path.child("podReplacementPolicy"),
-            p,
-            &["Failed", "TerminatingOrFailed"],
-        ));
+    job_rules::validate_indexed(spec, path, errs);
+    if let Some(policy) = &spec.pod_failure_policy {
+        job_rules::validate_pod_failure_policy(spec, policy, &path.child("podFailurePolicy"), errs);
     }
+    if let Some(policy) = &spec.success_policy {
+        job_rules::validate_success_policy(spec, policy, &path.child("successPolicy"), errs);
+    }
+    job_rules::validate_pod_replacement_policy(spec, path, errs);
     unsupported(&spec.other, path, &[], errs);
 
     let tmpl = path.child("template");
@@ -213,6 +208,15 @@ pub(crate) fn validate_spec(spec: &JobSpec, path: &Path, errs: &mut ErrorList) {
         errs,
     );
     validate_pod_spec(&spec.template.spec, &tmpl.child("spec"), errs);
+    if spec.pod_failure_policy.is_some()
+        && let Some(rp @ "OnFailure") = spec.template.spec.restart_policy.as_deref()
+    {
+        errs.push(FieldError::invalid(
+            &tmpl.child("spec").child("restartPolicy"),
+            rp,
+            "only \"Never\" is supported when podFailurePolicy is specified",
+        ));
+    }
 }
 
 fn validate_pod_spec(spec: &PodSpec, path: &Path, errs: &mut ErrorList) {

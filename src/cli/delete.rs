@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::Outcome;
 use super::state::{Resource, StateDir, resource_args};
 use crate::api::manifest::load_paths;
-use crate::api::types::Job;
+use crate::api::types::{Job, Pod};
 use crate::store::db::{HostLock, StateDb, StoreError};
 use crate::store::selector::Selector;
 
@@ -238,7 +238,7 @@ pub(super) fn wait_for_host(
 }
 
 /// `wasmjob delete pod NAME...`: pods that no unfinished Job owns (orphans, or pods of
-/// finished Jobs). A running Job's pods go with the Job: wasmjob does not replace them.
+/// finished Jobs) are removed; a running Job's running pods are stopped and replaced.
 fn delete_pods(args: &DeleteArgs, names: &[String], state: &StateDir) -> Outcome {
     let (dir, db) = match (state.path(), state.read()) {
         (Ok(dir), Ok(Some(db))) => (dir, db),
@@ -281,17 +281,13 @@ fn delete_pod(db: &mut StateDb, dir: &Path, ns: &str, name: &str) -> Result<bool
     else {
         return Ok(false);
     };
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
     if let Some(owner) = pod.metadata.owner_references.iter().find(|o| o.controller) {
         let job: Option<Job> = db.get("Job", ns, &owner.name).map_err(err)?;
         if job.is_some_and(|j| j.uid() == owner.uid && j.status.finished().is_none()) {
-            return Err(format!(
-                "pod {name:?} belongs to job.batch/{} which has not finished; delete the Job \
-                 (its pods go with it)",
-                owner.name
-            ));
+            return stop_pod(db, dir, &pod, &owner.name);
         }
     }
-    let uid = pod.metadata.uid.clone().unwrap_or_default();
     if HostLock::holder(dir).is_none()
         && let Ok(_lock) = HostLock::acquire(dir)
     {
@@ -302,6 +298,34 @@ fn delete_pod(db: &mut StateDb, dir: &Path, ns: &str, name: &str) -> Result<bool
         .request("delete", "Pod", ns, name, &uid, "")
         .map_err(err)?;
     wait_for_host(db, dir, id, |db| db.delete_pod(&uid, None).map_err(err))?;
+    Ok(true)
+}
+
+/// A pod of a Job that has not finished: a running one is interrupted by the host that runs
+/// it, and replaced as the Job's `podReplacementPolicy` says; finished ones stay, because
+/// the Job counts them.
+fn stop_pod(db: &mut StateDb, dir: &Path, pod: &Pod, job: &str) -> Result<bool, String> {
+    let err = |e: StoreError| e.to_string();
+    let name = pod.metadata.name.as_deref().unwrap_or("");
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("");
+    if crate::host::pods::is_finished(pod) {
+        return Err(format!(
+            "pod {name:?} has finished and job.batch/{job} has not: the Job counts its \
+             finished pods, which go with it; delete the Job"
+        ));
+    }
+    if HostLock::holder(dir).is_none() {
+        return Err(format!(
+            "pod {name:?} belongs to job.batch/{job}, which no wasmjob host is running now: \
+             `wasmjob resume` it, or delete the Job"
+        ));
+    }
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let id = db
+        .request("delete", "Pod", ns, name, &uid, "stop")
+        .map_err(err)?;
+    // A host that ends without serving the request leaves the pod to be marked lost.
+    wait_for_host(db, dir, id, |_| Ok(()))?;
     Ok(true)
 }
 

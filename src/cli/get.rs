@@ -194,14 +194,16 @@ pub fn get(args: GetArgs, state: &StateDir) -> Outcome {
             outcome = Outcome::JobFailed;
         }
     }
-    if objects.is_empty() && names.is_empty() && !args.watch {
+    // kubectl prints an empty List for -o json and -o yaml, and the message otherwise.
+    let as_list = matches!(args.output, Format::Json | Format::Yaml);
+    if objects.is_empty() && names.is_empty() && !args.watch && !as_list {
         match ns {
             Some(ns) => eprintln!("No resources found in {ns} namespace."),
             None => eprintln!("No resources found"),
         }
         return outcome;
     }
-    if !objects.is_empty() {
+    if !objects.is_empty() || (as_list && names.is_empty() && !args.watch) {
         let mut listing = objects.listing();
         listing.namespaces = args.all_namespaces;
         match render(&listing, &args.output, now, names.len() == 1) {

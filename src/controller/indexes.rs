@@ -29,6 +29,16 @@ impl Indexes {
         i32::try_from(self.0.range(..completions).count()).unwrap_or(i32::MAX)
     }
 
+    /// How many indexes below `completions` both sets hold.
+    pub fn intersection_below(&self, other: &Indexes, completions: i32) -> i32 {
+        let n = self
+            .0
+            .range(..completions)
+            .filter(|i| other.0.contains(i))
+            .count();
+        i32::try_from(n).unwrap_or(i32::MAX)
+    }
+
     /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -56,7 +66,8 @@ impl Indexes {
 }
 
 impl fmt::Display for Indexes {
-    /// Runs of consecutive indexes as `a-b`, single ones as `a`, comma-separated, ascending.
+    /// Kubernetes' `orderedIntervals.String`: runs of three or more as `a-b`, a pair as
+    /// `a,b`, single indexes as `a`, comma-separated, ascending.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut parts = Vec::new();
         let mut it = self.0.iter().copied().peekable();
@@ -66,10 +77,10 @@ impl fmt::Display for Indexes {
                 end += 1;
                 it.next();
             }
-            parts.push(if start == end {
-                start.to_string()
-            } else {
-                format!("{start}-{end}")
+            parts.push(match end - start {
+                0 => start.to_string(),
+                1 => format!("{start},{end}"),
+                _ => format!("{start}-{end}"),
             });
         }
         f.write_str(&parts.join(","))
@@ -82,12 +93,13 @@ mod tests {
 
     #[test]
     fn compresses_runs_like_kubernetes() {
-        let cases: [(&[i32], &str); 5] = [
+        let cases: [(&[i32], &str); 6] = [
             (&[], ""),
             (&[0], "0"),
             (&[1, 3, 4, 5, 7], "1,3-5,7"),
-            (&[0, 1], "0-1"),
-            (&[9, 2, 3, 8], "2-3,8-9"),
+            (&[0, 1], "0,1"),
+            (&[9, 2, 3, 8], "2,3,8,9"),
+            (&[0, 1, 2, 5], "0-2,5"),
         ];
         for (set, want) in cases {
             let mut ix = Indexes::new();

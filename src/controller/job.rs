@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::backoff::{BackoffPolicy, BackoffRecord};
+use super::backoff::BackoffPolicy;
 use super::indexes::Indexes;
+use super::success_policy;
+use super::tally::Tally;
 use crate::api::types::{
     COMPLETE, FAILED, FAILURE_TARGET, Job, JobCondition, JobStatus, SUCCESS_CRITERIA_MET, SUSPENDED,
 };
@@ -18,15 +20,34 @@ use crate::api::types::{
 pub const REASON_BACKOFF_LIMIT: &str = "BackoffLimitExceeded";
 /// Reason of a Job that ran longer than `activeDeadlineSeconds`.
 pub const REASON_DEADLINE: &str = "DeadlineExceeded";
-/// Reason (and container reason) of pods stopped because their Job was suspended; they do
-/// not count as failures.
-pub const REASON_SUSPENDED: &str = "JobSuspended";
+pub use super::tally::{REASON_JOB_SUCCEEDED, REASON_SUSPENDED};
 /// Reason of a Job that reached its completions.
 pub const REASON_COMPLETIONS: &str = "CompletionsReached";
+/// Reason of a Job failed by a `FailJob` rule of its pod failure policy.
+pub const REASON_POD_FAILURE_POLICY: &str = "PodFailurePolicy";
+/// Reason of a Job with more failed indexes than `maxFailedIndexes`.
+pub const REASON_MAX_FAILED_INDEXES: &str = "MaxFailedIndexesExceeded";
+/// Reason of a Job whose indexes are all done, some failed.
+pub const REASON_FAILED_INDEXES: &str = "FailedIndexes";
+/// Reason of a Job that met a rule of its success policy.
+pub const REASON_SUCCESS_POLICY: &str = "SuccessPolicy";
+
+const REASONS: &[&str] = &[
+    REASON_BACKOFF_LIMIT,
+    REASON_DEADLINE,
+    REASON_COMPLETIONS,
+    REASON_POD_FAILURE_POLICY,
+    REASON_MAX_FAILED_INDEXES,
+    REASON_FAILED_INDEXES,
+    REASON_SUCCESS_POLICY,
+];
 
 const MSG_BACKOFF_LIMIT: &str = "Job has reached the specified backoff limit";
 const MSG_DEADLINE: &str = "Job was active longer than specified deadline";
 const MSG_COMPLETIONS: &str = "Reached expected number of succeeded pods";
+const MSG_MAX_FAILED_INDEXES: &str =
+    "Job has exceeded the specified maximal number of failed indexes";
+const MSG_FAILED_INDEXES: &str = "Job has failed indexes";
 
 /// A pod of the Job that has not finished.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,14 +69,8 @@ pub struct ActivePod {
 pub struct Observed<'a> {
     /// Pods not finished yet.
     pub active: &'a [ActivePod],
-    /// Pods that finished successfully.
-    pub succeeded: i32,
-    /// Pods that finished in failure (including pods the host terminated).
-    pub failed: i32,
-    /// Failures since the last success.
-    pub backoff: BackoffRecord,
-    /// Indexes with a successful pod (Indexed Jobs; then `succeeded` counts them).
-    pub succeeded_indexes: Option<&'a Indexes>,
+    /// The finished pods, folded.
+    pub tally: &'a Tally,
 }
 
 /// An event the controller records on the Job.
@@ -91,6 +106,7 @@ pub struct Plan {
 /// Computes the next step for `job` (already defaulted) given its pods at `now`.
 pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &BackoffPolicy) -> Plan {
     let spec = &job.spec;
+    let tally = obs.tally;
     let mut status = job.status.clone();
     let mut plan = Plan {
         delete: Vec::new(),
@@ -103,14 +119,17 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
     };
     let terminating = obs.active.iter().filter(|p| p.terminating).count();
     let running: Vec<&ActivePod> = obs.active.iter().filter(|p| !p.terminating).collect();
-    status.succeeded = obs.succeeded;
-    status.failed = obs.failed;
+    let succeeded = tally.succeeded(spec.completions);
+    status.succeeded = succeeded;
+    status.failed = tally.failed;
     status.terminating = count(terminating);
     status.active = count(running.len());
     status.ready = count(running.iter().filter(|p| p.ready).count());
-    if let Some(ix) = obs.succeeded_indexes {
+    if let Some(ix) = &tally.succeeded_indexes {
         status.completed_indexes = Some(ix.to_string()).filter(|s| !s.is_empty());
     }
+    // Kubernetes reports failedIndexes (possibly empty) whenever backoffLimitPerIndex is set.
+    status.failed_indexes = tally.failed_indexes.as_ref().map(Indexes::to_string);
     if status.finished().is_some() {
         plan.status = status;
         return plan;
@@ -157,26 +176,24 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
         Some(*status.start_time.get_or_insert(now))
     };
 
-    // Decide whether the Job has reached a terminal state (kept once reached).
-    let target = if let Some(c) = status.condition(FAILURE_TARGET) {
-        Some((false, c.reason.clone(), c.message.clone()))
-    } else if let Some(c) = status.condition(SUCCESS_CRITERIA_MET) {
-        Some((true, c.reason.clone(), c.message.clone()))
+    // Decide whether the Job has reached a terminal state (kept once reached), in the
+    // order syncJob checks: interim conditions, failures, then success.
+    let target = if let Some(c) = status.condition(SUCCESS_CRITERIA_MET) {
+        Some((true, static_reason(&c.reason), c.message.clone()))
+    } else if let Some(c) = status.condition(FAILURE_TARGET) {
+        Some((false, static_reason(&c.reason), c.message.clone()))
     } else if let Some((reason, message)) =
         failure(job, obs, &running, start.filter(|_| !suspended), now)
     {
         status
             .conditions
-            .push(condition(FAILURE_TARGET, reason, message, now));
-        Some((false, reason.to_string(), message.to_string()))
-    } else if succeeded(job, obs) {
-        status.conditions.push(condition(
-            SUCCESS_CRITERIA_MET,
-            REASON_COMPLETIONS,
-            MSG_COMPLETIONS,
-            now,
-        ));
-        Some((true, REASON_COMPLETIONS.into(), MSG_COMPLETIONS.into()))
+            .push(condition(FAILURE_TARGET, reason, &message, now));
+        Some((false, reason, message))
+    } else if let Some((reason, message)) = success(job, obs, succeeded) {
+        status
+            .conditions
+            .push(condition(SUCCESS_CRITERIA_MET, reason, &message, now));
+        Some((true, reason, message))
     } else {
         None
     };
@@ -185,9 +202,9 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
         // Terminate what still runs; the terminal condition waits until every pod is gone.
         plan.delete = running.iter().map(|p| p.name.clone()).collect();
         plan.delete_reason = if success {
-            "Completed"
+            REASON_JOB_SUCCEEDED
         } else {
-            static_reason(&reason)
+            reason
         };
         status.terminating += count(plan.delete.len());
         status.active = 0;
@@ -196,8 +213,7 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
             let type_ = if success { COMPLETE } else { FAILED };
             status
                 .conditions
-                .push(condition(type_, static_reason(&reason), &message, now));
-            let message = message.clone();
+                .push(condition(type_, reason, &message, now));
             // The finished event comes with the terminal condition, not the interim one.
             if success {
                 status.completion_time = Some(now);
@@ -209,7 +225,7 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
             } else {
                 plan.notes.push(Note {
                     type_: "Warning",
-                    reason: static_reason(&reason),
+                    reason,
                     message,
                 });
             }
@@ -233,10 +249,14 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
     let active = count(running.len());
     let want_active = match spec.completions {
         // Work queue: once any pod succeeded, start no more.
-        None if obs.succeeded > 0 => active.min(parallelism),
+        None if succeeded > 0 => active.min(parallelism),
         None => parallelism,
-        Some(c) => (c - obs.succeeded).clamp(0, parallelism),
+        Some(c) => (c - succeeded).clamp(0, parallelism),
     };
+    // With podReplacementPolicy Failed, a terminating pod is replaced only once it failed.
+    let only_failed = spec.pod_replacement_policy.as_deref() == Some("Failed")
+        || spec.pod_failure_policy.is_some();
+    let waiting = if only_failed { count(terminating) } else { 0 };
     if active > want_active {
         // Only reachable if parallelism shrank: remove the newest, not-yet-running pods first.
         let mut victims: Vec<&&ActivePod> = running.iter().collect();
@@ -249,22 +269,52 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
         plan.delete_reason = "Scaled down";
         status.active = want_active;
         status.terminating += count(plan.delete.len());
-    } else if active < want_active {
-        let wait = obs.backoff.remaining(backoff, now);
-        if wait.is_zero() {
-            plan.create = (want_active - active) as u32;
-            if let (Some(done), Some(c)) = (obs.succeeded_indexes, spec.completions) {
-                // The lowest indexes with neither a success nor a running pod.
-                plan.indexes = (0..c)
-                    .filter(|i| !done.contains(*i) && !running.iter().any(|p| p.index == Some(*i)))
-                    .take(plan.create as usize)
-                    .collect();
-                plan.create = u32::try_from(plan.indexes.len()).unwrap_or(0);
+    } else if active + waiting < want_active {
+        let missing = (want_active - active - waiting) as u32;
+        if let (Some(done), Some(c)) = (&tally.succeeded_indexes, spec.completions) {
+            // The lowest indexes with neither a success, a failure nor a pod.
+            let busy = |i: i32| {
+                obs.active
+                    .iter()
+                    .any(|p| p.index == Some(i) && (only_failed || !p.terminating))
+            };
+            let failed = tally.failed_indexes.as_ref();
+            let pending = (0..c)
+                .filter(|&i| !done.contains(i) && !failed.is_some_and(|f| f.contains(i)))
+                .filter(|&i| !busy(i));
+            if spec.backoff_limit_per_index.is_some() {
+                // Each index backs off on its own failures.
+                let mut wait: Option<Duration> = None;
+                for i in pending.take(missing as usize) {
+                    let left = tally
+                        .indexes
+                        .get(&i)
+                        .map_or(Duration::ZERO, |r| r.backoff.remaining(backoff, now));
+                    if left.is_zero() {
+                        plan.indexes.push(i);
+                    } else {
+                        wait = Some(wait.map_or(left, |w| w.min(left)));
+                    }
+                }
+                plan.requeue_after = wait;
+            } else {
+                let wait = tally.backoff.remaining(backoff, now);
+                if wait.is_zero() {
+                    plan.indexes = pending.take(missing as usize).collect();
+                } else {
+                    plan.requeue_after = Some(wait);
+                }
             }
-            status.active = active + count(plan.create as usize);
+            plan.create = u32::try_from(plan.indexes.len()).unwrap_or(0);
         } else {
-            plan.requeue_after = Some(wait);
+            let wait = tally.backoff.remaining(backoff, now);
+            if wait.is_zero() {
+                plan.create = missing;
+            } else {
+                plan.requeue_after = Some(wait);
+            }
         }
+        status.active = active + count(plan.create as usize);
     }
     if let (Some(ads), Some(start)) = (spec.active_deadline_seconds, start) {
         let deadline = start + SignedDuration::from_secs(ads);
@@ -304,12 +354,13 @@ fn count(n: usize) -> i32 {
     i32::try_from(n).unwrap_or(i32::MAX)
 }
 
+/// The reason constant of a stored condition.
 fn static_reason(reason: &str) -> &'static str {
-    match reason {
-        REASON_BACKOFF_LIMIT => REASON_BACKOFF_LIMIT,
-        REASON_DEADLINE => REASON_DEADLINE,
-        _ => REASON_COMPLETIONS,
-    }
+    REASONS
+        .iter()
+        .find(|r| **r == reason)
+        .copied()
+        .unwrap_or(REASON_COMPLETIONS)
 }
 
 fn condition(type_: &str, reason: &str, message: &str, now: Timestamp) -> JobCondition {
@@ -323,16 +374,20 @@ fn condition(type_: &str, reason: &str, message: &str, now: Timestamp) -> JobCon
     }
 }
 
-/// The failure that ends the Job, if any: back-off limit first, then the deadline, as
-/// `syncJob` checks them.
+/// The failure that ends the Job, if any, in the order `syncJob` checks: a `FailJob` rule,
+/// the back-off limit, the deadline, then an Indexed Job's failed indexes.
 fn failure(
     job: &Job,
     obs: &Observed<'_>,
     running: &[&ActivePod],
     start: Option<Timestamp>,
     now: Timestamp,
-) -> Option<(&'static str, &'static str)> {
+) -> Option<(&'static str, String)> {
     let spec = &job.spec;
+    let tally = obs.tally;
+    if let Some(message) = &tally.fail_job {
+        return Some((REASON_POD_FAILURE_POLICY, message.clone()));
+    }
     let limit = spec.backoff_limit.unwrap_or(6);
     let on_failure = spec.template.spec.restart_policy.as_deref() == Some("OnFailure");
     let exceeded = if on_failure {
@@ -340,24 +395,56 @@ fn failure(
         let restarts: i64 = running.iter().map(|p| i64::from(p.restart_count)).sum();
         (limit == 0 && restarts > 0) || (limit > 0 && restarts >= i64::from(limit))
     } else {
-        obs.failed > limit
+        tally.failed > limit
     };
     if exceeded {
-        return Some((REASON_BACKOFF_LIMIT, MSG_BACKOFF_LIMIT));
+        return Some((REASON_BACKOFF_LIMIT, MSG_BACKOFF_LIMIT.into()));
     }
     if let (Some(ads), Some(start)) = (spec.active_deadline_seconds, start)
         && now >= start + SignedDuration::from_secs(ads)
     {
-        return Some((REASON_DEADLINE, MSG_DEADLINE));
+        return Some((REASON_DEADLINE, MSG_DEADLINE.into()));
+    }
+    let (Some(failed), Some(done), Some(c)) = (
+        &tally.failed_indexes,
+        &tally.succeeded_indexes,
+        spec.completions,
+    ) else {
+        return None;
+    };
+    let failed_count = failed.count_below(c);
+    if spec
+        .max_failed_indexes
+        .is_some_and(|max| failed_count > max)
+    {
+        return Some((REASON_MAX_FAILED_INDEXES, MSG_MAX_FAILED_INDEXES.into()));
+    }
+    if failed_count > 0 && failed_count + done.count_below(c) >= c {
+        return Some((REASON_FAILED_INDEXES, MSG_FAILED_INDEXES.into()));
     }
     None
 }
 
-fn succeeded(job: &Job, obs: &Observed<'_>) -> bool {
-    match job.spec.completions {
-        Some(c) => obs.succeeded >= c,
-        None => obs.succeeded > 0 && obs.active.is_empty(),
+/// Whether the Job succeeded: a rule of its success policy matched, or it reached its
+/// completions (a work queue: a pod succeeded and none is left).
+fn success(job: &Job, obs: &Observed<'_>, succeeded: i32) -> Option<(&'static str, String)> {
+    let spec = &job.spec;
+    if let (Some(policy), Some(done), Some(c)) = (
+        &spec.success_policy,
+        &obs.tally.succeeded_indexes,
+        spec.completions,
+    ) && let Some(rule) = success_policy::matching_rule(policy, c, done)
+    {
+        return Some((
+            REASON_SUCCESS_POLICY,
+            format!("Matched rules at index {rule}"),
+        ));
     }
+    let reached = match spec.completions {
+        Some(c) => succeeded >= c,
+        None => succeeded > 0 && obs.active.is_empty(),
+    };
+    reached.then(|| (REASON_COMPLETIONS, MSG_COMPLETIONS.into()))
 }
 
 #[cfg(test)]

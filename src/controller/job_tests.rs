@@ -3,6 +3,7 @@
 use super::*;
 use crate::api::defaults::default_job;
 use crate::api::types::JobSpec;
+use crate::controller::backoff::BackoffRecord;
 
 fn at(secs: i64) -> Timestamp {
     Timestamp::UNIX_EPOCH + SignedDuration::from_secs(secs)
@@ -35,13 +36,15 @@ fn pods(n: usize) -> Vec<ActivePod> {
         .collect()
 }
 
-fn obs(active: &[ActivePod], succeeded: i32, failed: i32) -> Observed<'_> {
-    Observed {
-        active,
+fn obs<'a>(active: &'a [ActivePod], tally: &'a Tally) -> Observed<'a> {
+    Observed { active, tally }
+}
+
+fn tally(succeeded: i32, failed: i32) -> Tally {
+    Tally {
         succeeded,
         failed,
-        backoff: BackoffRecord::default(),
-        succeeded_indexes: None,
+        ..Tally::default()
     }
 }
 
@@ -80,7 +83,7 @@ fn creates_up_to_parallelism_and_never_more_than_remaining_completions() {
             s.parallelism = p;
         });
         let act = pods(active);
-        let plan = reconcile(&j, &obs(&act, succeeded, 0), at(0), &NO_BACKOFF);
+        let plan = reconcile(&j, &obs(&act, &tally(succeeded, 0)), at(0), &NO_BACKOFF);
         assert_eq!(plan.create, want, "{c:?} {p:?} {active} {succeeded}");
         assert!(plan.delete.is_empty());
         assert_eq!(plan.status.start_time, Some(at(0)));
@@ -90,7 +93,7 @@ fn creates_up_to_parallelism_and_never_more_than_remaining_completions() {
 #[test]
 fn completes_with_success_criteria_then_complete() {
     let mut j = job(|s| s.completions = Some(2));
-    let plan = reconcile(&j, &obs(&[], 2, 1), at(7), &NO_BACKOFF);
+    let plan = reconcile(&j, &obs(&[], &tally(2, 1)), at(7), &NO_BACKOFF);
     assert_eq!(
         types(&plan.status),
         [
@@ -103,7 +106,7 @@ fn completes_with_success_criteria_then_complete() {
     assert_eq!(plan.notes[0].reason, "Completed");
     // A finished Job is left alone.
     j.status = plan.status;
-    let again = reconcile(&j, &obs(&[], 2, 1), at(9), &NO_BACKOFF);
+    let again = reconcile(&j, &obs(&[], &tally(2, 1)), at(9), &NO_BACKOFF);
     assert_eq!(again.create, 0);
     assert_eq!(again.status.conditions.len(), 2);
 }
@@ -112,10 +115,10 @@ fn completes_with_success_criteria_then_complete() {
 fn work_queue_completes_when_all_pods_ended_after_a_success() {
     let j = job(|s| s.parallelism = Some(2));
     let one = pods(1);
-    let waiting = reconcile(&j, &obs(&one, 1, 0), at(1), &NO_BACKOFF);
+    let waiting = reconcile(&j, &obs(&one, &tally(1, 0)), at(1), &NO_BACKOFF);
     assert!(waiting.status.conditions.is_empty());
     assert_eq!(waiting.create, 0);
-    let done = reconcile(&j, &obs(&[], 2, 0), at(2), &NO_BACKOFF);
+    let done = reconcile(&j, &obs(&[], &tally(2, 0)), at(2), &NO_BACKOFF);
     assert_eq!(
         types(&done.status).last(),
         Some(&("Complete", "CompletionsReached"))
@@ -125,10 +128,10 @@ fn work_queue_completes_when_all_pods_ended_after_a_success() {
 #[test]
 fn backoff_limit_counts_failed_pods_with_restart_policy_never() {
     let j = job(|s| s.backoff_limit = Some(4));
-    let plan = reconcile(&j, &obs(&[], 0, 4), at(0), &NO_BACKOFF);
+    let plan = reconcile(&j, &obs(&[], &tally(0, 4)), at(0), &NO_BACKOFF);
     assert!(plan.status.conditions.is_empty());
     assert_eq!(plan.create, 1);
-    let plan = reconcile(&j, &obs(&[], 0, 5), at(0), &NO_BACKOFF);
+    let plan = reconcile(&j, &obs(&[], &tally(0, 5)), at(0), &NO_BACKOFF);
     assert_eq!(
         types(&plan.status),
         [
@@ -152,7 +155,7 @@ fn failing_job_terminates_active_pods_before_the_failed_condition() {
         s.backoff_limit = Some(0);
     });
     let act = pods(2);
-    let plan = reconcile(&j, &obs(&act, 0, 1), at(3), &NO_BACKOFF);
+    let plan = reconcile(&j, &obs(&act, &tally(0, 1)), at(3), &NO_BACKOFF);
     assert_eq!(plan.delete, ["p0", "p1"]);
     assert_eq!(plan.delete_reason, "BackoffLimitExceeded");
     assert_eq!(
@@ -162,7 +165,7 @@ fn failing_job_terminates_active_pods_before_the_failed_condition() {
     assert_eq!((plan.status.active, plan.status.terminating), (0, 2));
     // Next pass: the two pods are gone (counted as failed) → Failed.
     j.status = plan.status;
-    let plan = reconcile(&j, &obs(&[], 0, 3), at(4), &NO_BACKOFF);
+    let plan = reconcile(&j, &obs(&[], &tally(0, 3)), at(4), &NO_BACKOFF);
     assert_eq!(
         types(&plan.status),
         [
@@ -189,7 +192,7 @@ fn on_failure_counts_restarts_of_running_pods() {
         });
         let mut act = pods(1);
         act[0].restart_count = restarts;
-        let plan = reconcile(&j, &obs(&act, 0, 0), at(0), &NO_BACKOFF);
+        let plan = reconcile(&j, &obs(&act, &tally(0, 0)), at(0), &NO_BACKOFF);
         let failed = plan.status.condition("FailureTarget").is_some();
         assert_eq!(failed, fails, "limit {limit} restarts {restarts}");
         assert_eq!(plan.delete.len(), usize::from(fails));
@@ -201,10 +204,10 @@ fn deadline_fails_the_job_and_is_requeued_until_then() {
     let mut j = job(|s| s.active_deadline_seconds = Some(100));
     j.status.start_time = Some(at(0));
     let act = pods(1);
-    let early = reconcile(&j, &obs(&act, 0, 0), at(40), &NO_BACKOFF);
+    let early = reconcile(&j, &obs(&act, &tally(0, 0)), at(40), &NO_BACKOFF);
     assert_eq!(early.requeue_after, Some(Duration::from_secs(60)));
     assert!(early.delete.is_empty());
-    let late = reconcile(&j, &obs(&act, 0, 0), at(100), &NO_BACKOFF);
+    let late = reconcile(&j, &obs(&act, &tally(0, 0)), at(100), &NO_BACKOFF);
     assert_eq!(late.delete, ["p0"]);
     assert_eq!(late.delete_reason, "DeadlineExceeded");
     assert_eq!(types(&late.status), [("FailureTarget", "DeadlineExceeded")]);
@@ -221,13 +224,11 @@ fn replacement_pods_wait_for_exponential_backoff() {
     let mut record = BackoffRecord::default();
     record.failed(at(0));
     record.failed(at(10));
-    let o = Observed {
-        active: &[],
-        succeeded: 0,
-        failed: 2,
+    let t = Tally {
         backoff: record,
-        succeeded_indexes: None,
+        ..tally(0, 2)
     };
+    let o = obs(&[], &t);
     let wait = reconcile(&j, &o, at(15), &policy);
     assert_eq!(wait.create, 0);
     assert_eq!(wait.requeue_after, Some(Duration::from_secs(15)));
@@ -239,7 +240,7 @@ fn replacement_pods_wait_for_exponential_backoff() {
 fn start_time_is_kept_once_set() {
     let mut j = job(|_| {});
     j.status.start_time = Some(at(5));
-    let plan = reconcile(&j, &obs(&[], 0, 0), at(50), &NO_BACKOFF);
+    let plan = reconcile(&j, &obs(&[], &tally(0, 0)), at(50), &NO_BACKOFF);
     assert_eq!(plan.status.start_time, Some(at(5)));
 }
 
@@ -255,10 +256,11 @@ fn indexed_jobs_create_the_lowest_missing_indexes_and_report_them() {
     done.insert(2);
     let mut running = pods(1);
     running[0].index = Some(1);
-    let o = Observed {
-        succeeded_indexes: Some(&done),
-        ..obs(&running, 2, 0)
+    let t = Tally {
+        succeeded_indexes: Some(done.clone()),
+        ..tally(2, 0)
     };
+    let o = obs(&running, &t);
     let plan = reconcile(&j, &o, at(0), &NO_BACKOFF);
     assert_eq!((plan.create, plan.indexes.clone()), (1, vec![3]));
     assert_eq!(plan.status.completed_indexes.as_deref(), Some("0,2"));
@@ -267,10 +269,11 @@ fn indexed_jobs_create_the_lowest_missing_indexes_and_report_them() {
     for i in [1, 3, 4] {
         done.insert(i);
     }
-    let o = Observed {
-        succeeded_indexes: Some(&done),
-        ..obs(&[], 5, 0)
+    let t = Tally {
+        succeeded_indexes: Some(done),
+        ..tally(5, 0)
     };
+    let o = obs(&[], &t);
     let plan = reconcile(&j, &o, at(0), &NO_BACKOFF);
     assert_eq!(plan.status.completed_indexes.as_deref(), Some("0-4"));
     assert_eq!(types(&plan.status).last().map(|t| t.0), Some("Complete"));
@@ -286,7 +289,7 @@ fn suspending_stops_pods_without_failures_and_resuming_resets_start_time() {
     j.status.start_time = Some(at(0));
     j.spec.suspend = Some(true);
     let running = pods(2);
-    let plan = reconcile(&j, &obs(&running, 0, 0), at(100), &NO_BACKOFF);
+    let plan = reconcile(&j, &obs(&running, &tally(0, 0)), at(100), &NO_BACKOFF);
     assert_eq!(plan.delete.len(), 2);
     assert_eq!(plan.delete_reason, REASON_SUSPENDED);
     assert_eq!(plan.create, 0);
@@ -299,7 +302,7 @@ fn suspending_stops_pods_without_failures_and_resuming_resets_start_time() {
 
     j.status = plan.status;
     j.spec.suspend = Some(false);
-    let plan = reconcile(&j, &obs(&[], 0, 0), at(200), &NO_BACKOFF);
+    let plan = reconcile(&j, &obs(&[], &tally(0, 0)), at(200), &NO_BACKOFF);
     let cond = plan.status.condition("Suspended").unwrap();
     assert_eq!(
         (cond.status.as_str(), cond.reason.as_str()),
@@ -317,7 +320,66 @@ fn suspending_stops_pods_without_failures_and_resuming_resets_start_time() {
 #[test]
 fn a_job_created_suspended_starts_nothing_and_has_no_start_time() {
     let j = job(|s| s.suspend = Some(true));
-    let plan = reconcile(&j, &obs(&[], 0, 0), at(5), &NO_BACKOFF);
+    let plan = reconcile(&j, &obs(&[], &tally(0, 0)), at(5), &NO_BACKOFF);
     assert_eq!((plan.create, plan.status.start_time), (0, None));
     assert!(types(&plan.status).contains(&("Suspended", "JobSuspended")));
+}
+
+#[test]
+fn replacement_waits_for_terminating_pods_only_with_policy_failed() {
+    let mut deleted = pods(1);
+    deleted[0].terminating = true;
+    for (policy, create) in [("TerminatingOrFailed", 1), ("Failed", 0)] {
+        let j = job(|s| s.pod_replacement_policy = Some(policy.into()));
+        let plan = reconcile(&j, &obs(&deleted, &tally(0, 0)), at(0), &NO_BACKOFF);
+        assert_eq!(plan.create, create, "{policy}");
+        assert_eq!(plan.status.terminating, 1);
+    }
+}
+
+#[test]
+fn a_fail_job_match_fails_before_the_backoff_limit() {
+    let j = job(|s| s.backoff_limit = Some(0));
+    let t = Tally {
+        fail_job: Some("Container main for pod default/p failed with exit code 42".into()),
+        ..tally(0, 1)
+    };
+    let plan = reconcile(&j, &obs(&[], &t), at(0), &NO_BACKOFF);
+    assert_eq!(
+        types(&plan.status),
+        [
+            ("FailureTarget", "PodFailurePolicy"),
+            ("Failed", "PodFailurePolicy")
+        ]
+    );
+    assert_eq!(
+        plan.status.conditions[1].message,
+        "Container main for pod default/p failed with exit code 42"
+    );
+}
+
+#[test]
+fn failed_indexes_are_not_retried_and_back_off_per_index() {
+    let j = job(|s| {
+        s.completions = Some(4);
+        s.parallelism = Some(4);
+        s.completion_mode = Some("Indexed".into());
+        s.backoff_limit_per_index = Some(1);
+    });
+    let mut t = Tally::new(&j.spec);
+    t.failed_indexes.as_mut().unwrap().insert(0);
+    let mut record = crate::controller::tally::IndexRecord {
+        failed: 1,
+        ..Default::default()
+    };
+    record.backoff.failed(at(0));
+    t.indexes.insert(1, record);
+    let policy = BackoffPolicy::default();
+    // Index 0 failed for good, index 1 backs off for 10 s, 2 and 3 start now.
+    let plan = reconcile(&j, &obs(&[], &t), at(4), &policy);
+    assert_eq!(plan.indexes, [2, 3]);
+    assert_eq!(plan.requeue_after, Some(Duration::from_secs(6)));
+    assert_eq!(plan.status.failed_indexes.as_deref(), Some("0"));
+    let later = reconcile(&j, &obs(&[], &t), at(10), &policy);
+    assert_eq!(later.indexes, [1, 2, 3]);
 }

@@ -9,8 +9,13 @@ impl Host {
     pub(super) fn count_pods(&mut self, j: usize) {
         let state = &self.jobs[j];
         let active = i32::try_from(state.active.len()).unwrap_or(i32::MAX);
+        let completions = self.store.jobs[j].spec.completions;
         let status = &mut self.store.jobs[j].status;
-        let counts = (active, state.succeeded, state.failed);
+        let counts = (
+            active,
+            state.tally.succeeded(completions),
+            state.tally.failed,
+        );
         if (status.active, status.succeeded, status.failed) != counts {
             (status.active, status.succeeded, status.failed) = counts;
             status.ready = status.ready.min(active);
@@ -39,17 +44,9 @@ impl Host {
                 }
             })
             .collect();
-        let completions = self.store.jobs[j].spec.completions.unwrap_or(0);
         let observed = Observed {
             active: &active,
-            // An Indexed Job's successes are its completed indexes.
-            succeeded: state
-                .succeeded_indexes
-                .as_ref()
-                .map_or(state.succeeded, |ix| ix.count_below(completions)),
-            failed: state.failed,
-            backoff: state.backoff,
-            succeeded_indexes: state.succeeded_indexes.as_ref(),
+            tally: &state.tally,
         };
         let plan = reconcile(&self.store.jobs[j], &observed, now, &self.config.backoff);
         tracing::debug!(
@@ -220,6 +217,11 @@ impl Host {
             for map in [&mut pod.metadata.annotations, &mut pod.metadata.labels] {
                 map.insert(pods::COMPLETION_INDEX.into(), i.to_string());
             }
+            if job.spec.backoff_limit_per_index.is_some() {
+                for (k, v) in self.jobs[j].tally.index_annotations(i) {
+                    pod.metadata.annotations.insert(k.into(), v);
+                }
+            }
         }
         let container = pod.status.container_statuses[0].name.clone();
         let queues = self.jobs[j]
@@ -290,7 +292,7 @@ impl Host {
                 // Nothing durable knows of this pod: it never ran.
                 let _ = self.updates_tx.send(PodUpdate::Finished {
                     pod,
-                    exit: PodExit::Terminated("Terminated".into()),
+                    exit: PodExit::Terminated(pods::REASON_SHUTDOWN.into()),
                     started: None,
                     at: self.clock.now(),
                 });
@@ -352,9 +354,7 @@ impl Host {
             } => {
                 pods::finished(&mut self.store.pods[p].pod, &exit, started, at);
                 self.settle_leases(p, exit.success());
-                // A pod stopped because its Job was suspended is not a failure.
-                let counted = !matches!(&exit, PodExit::Terminated(r) if r == REASON_SUSPENDED);
-                (p, Some((exit.success(), at, counted)))
+                (p, Some(at))
             }
         };
         self.touch_pod(p);
@@ -370,23 +370,13 @@ impl Host {
                 .map_or(0, |c| c.restart_count),
         });
         let j = entry.job;
-        if let Some((success, at, counted)) = finished {
-            let state = &mut self.jobs[j];
-            state.active.remove(&p);
+        if let Some(at) = finished {
+            self.jobs[j].active.remove(&p);
             self.pods[p].kill = None;
-            if success {
-                state.succeeded += 1;
-                state.backoff.succeeded();
-                if let (Some(ix), Some(i)) = (
-                    state.succeeded_indexes.as_mut(),
-                    pods::completion_index(&self.store.pods[p].pod),
-                ) {
-                    ix.insert(i);
-                }
-            } else if counted {
-                state.failed += 1;
-                state.backoff.failed(at);
-            }
+            let spec = &self.store.jobs[j].spec;
+            self.jobs[j]
+                .tally
+                .finished(spec, &self.store.pods[p].pod, at);
         }
         // Any change may move the Job on: reconcile it in this turn of the loop.
         self.jobs[j].requeue_at = Some(Instant::now());

@@ -20,9 +20,9 @@ use crate::api::field::{ErrorList, FieldError, Path as FieldPath};
 use crate::api::manifest::JobManifest;
 use crate::api::types::{Job, Pod};
 use crate::clock::Clock;
-use crate::controller::backoff::{BackoffPolicy, BackoffRecord};
-use crate::controller::indexes::Indexes;
-use crate::controller::job::{ActivePod, Observed, Plan, REASON_SUSPENDED, reconcile};
+use crate::controller::backoff::BackoffPolicy;
+use crate::controller::job::{ActivePod, Observed, Plan, reconcile};
+use crate::controller::tally::Tally;
 use crate::kubelet::{PodRun, PodUpdate, run_pod};
 use crate::logs::{DEFAULT_LOG_LIMIT, LogStream};
 use crate::queue::{self, Broker, QueueGrant, QueueRequest};
@@ -149,12 +149,9 @@ struct JobState {
     prepared: Arc<dyn PreparedPod>,
     /// The work queues its pods may use, with their broker.
     queues: Option<JobQueues>,
-    /// Indexes with a successful pod (Indexed Jobs only).
-    succeeded_indexes: Option<Indexes>,
     active: BTreeSet<usize>,
-    succeeded: i32,
-    failed: i32,
-    backoff: BackoffRecord,
+    /// Its finished pods, folded.
+    tally: Tally,
     requeue_at: Option<Instant>,
     /// Written to the store once, with the Job's first commit.
     source: Option<JobSource>,
@@ -382,43 +379,25 @@ impl Host {
         pods: Vec<Pod>,
     ) -> usize {
         let j = self.store.jobs.len();
-        let indexed = job.spec.completion_mode.as_deref() == Some("Indexed");
         let mut state = JobState {
-            succeeded_indexes: indexed.then(Indexes::new),
+            tally: Tally::new(&job.spec),
             queues,
             prepared,
             active: BTreeSet::new(),
-            succeeded: 0,
-            failed: 0,
-            backoff: BackoffRecord::default(),
             requeue_at: Some(Instant::now()),
             source,
             dirty: false,
             deleted: false,
         };
-        // Counters and back-off are recomputed from the pods, as the Job controller does.
-        // Pods stopped by a suspension are not failures.
-        let mut finished: Vec<(Timestamp, bool)> = pods
+        // The tally is rebuilt from the pods in the order they finished, as the Job
+        // controller counts them.
+        let mut finished: Vec<(Timestamp, &Pod)> = pods
             .iter()
-            .filter(|p| p.status.reason.as_deref() != Some(REASON_SUSPENDED))
-            .filter_map(|p| Some((pods::finished_at(p)?, p.status.phase == "Succeeded")))
+            .filter_map(|p| Some((pods::finished_at(p)?, p)))
             .collect();
-        finished.sort();
-        if let Some(ix) = state.succeeded_indexes.as_mut() {
-            for p in pods.iter().filter(|p| p.status.phase == "Succeeded") {
-                if let Some(i) = pods::completion_index(p) {
-                    ix.insert(i);
-                }
-            }
-        }
-        for (at, success) in finished {
-            if success {
-                state.succeeded += 1;
-                state.backoff.succeeded();
-            } else {
-                state.failed += 1;
-                state.backoff.failed(at);
-            }
+        finished.sort_by_key(|(at, _)| *at);
+        for (at, pod) in finished {
+            state.tally.finished(&job.spec, pod, at);
         }
         self.store.jobs.push(job);
         self.jobs.push(state);
@@ -533,7 +512,7 @@ impl Host {
 
     fn kill_all(&mut self) {
         for p in 0..self.pods.len() {
-            self.kill(p, "Terminated");
+            self.kill(p, pods::REASON_SHUTDOWN);
         }
     }
 }

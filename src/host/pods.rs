@@ -8,18 +8,22 @@ use crate::api::types::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
     ContainerStatus, Job, ObjectMeta, Pod, PodCondition, PodStatus,
 };
+use crate::controller::job::REASON_DEADLINE;
 use crate::runtime::PodExit;
 
 /// The pod status reason of a pod that was running when its host stopped, as Kubernetes
 /// reports pods of a lost node.
 pub const REASON_NODE_LOST: &str = "NodeLost";
+/// The reason of pods the host stopped because it was shutting down (Ctrl-C, `--for`).
+pub const REASON_SHUTDOWN: &str = "Terminated";
+/// The reason of pods a user deleted (`wasmjob delete pod`) while they ran.
+pub const REASON_DELETED: &str = "Deleted";
+/// The pod condition of pods stopped by a disruption (host shutdown, host loss, deadline).
+pub const DISRUPTION_TARGET: &str = "DisruptionTarget";
 
 pub use crate::api::defaults::COMPLETION_INDEX;
 
-/// The completion index of a pod of an Indexed Job.
-pub fn completion_index(pod: &Pod) -> Option<i32> {
-    pod.metadata.annotations.get(COMPLETION_INDEX)?.parse().ok()
-}
+pub use crate::controller::tally::completion_index;
 
 /// A new Pending pod of `job`.
 pub fn new_pod(job: &Job, name: String, uid: String, image_id: String, now: Timestamp) -> Pod {
@@ -113,6 +117,24 @@ pub fn finished(pod: &mut Pod, exit: &PodExit, started: Option<Timestamp>, at: T
     if let PodExit::Terminated(reason) = exit {
         status.reason = Some(reason.clone());
         status.message = Some(format!("Pod was terminated by wasmjob: {reason}"));
+        // Pods the host stops on its own account are disruptions, which a pod failure
+        // policy can match; those its Job's controller stops are not.
+        let disruption = match reason.as_str() {
+            REASON_SHUTDOWN => Some("Pod was terminated in response to imminent node shutdown."),
+            REASON_DEADLINE => {
+                Some("Pod was terminated because its Job exceeded activeDeadlineSeconds.")
+            }
+            _ => None,
+        };
+        if let Some(message) = disruption {
+            status.conditions.push(PodCondition {
+                type_: DISRUPTION_TARGET.into(),
+                status: "True".into(),
+                last_transition_time: at,
+                reason: "TerminationByKubelet".into(),
+                message: message.into(),
+            });
+        }
     }
     if let Some(cs) = status.container_statuses.first_mut() {
         cs.state = terminated(exit, started.unwrap_or(at), at);
@@ -135,7 +157,7 @@ pub fn lost(pod: &mut Pod, at: Timestamp) {
     finished(pod, &exit, Some(started), at);
     pod.status.message = Some(message.into());
     pod.status.conditions.push(PodCondition {
-        type_: "DisruptionTarget".into(),
+        type_: DISRUPTION_TARGET.into(),
         status: "True".into(),
         last_transition_time: at,
         reason: "DeletionByPodGC".into(),
@@ -186,9 +208,12 @@ fn terminated(exit: &PodExit, started: Timestamp, at: Timestamp) -> ContainerSta
     }
 }
 
-/// The STATUS column of `kubectl get pods`: the container's reason when it has one, else the
-/// pod's reason, else its phase.
+/// The STATUS column of `kubectl get pods`: `Terminating` for a deleted pod still running,
+/// else the container's reason when it has one, else the pod's reason, else its phase.
 pub fn pod_status_column(pod: &Pod) -> String {
+    if pod.metadata.deletion_timestamp.is_some() && !is_finished(pod) {
+        return "Terminating".into();
+    }
     if let Some(c) = pod.status.container_statuses.first() {
         if let Some(t) = &c.state.terminated {
             return t.reason.clone();

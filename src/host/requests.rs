@@ -25,6 +25,8 @@ impl Host {
                 );
             } else if req.verb == "patch" && req.kind == "Job" {
                 self.patch_job(&req);
+            } else if req.verb == "delete" && req.kind == "Pod" && req.option == "stop" {
+                self.stop_pod(&req, on_change);
             } else if req.verb == "delete" && req.kind == "Pod" {
                 self.delete_pod(&req);
             } else if req.verb == "delete" && req.kind == "CronJob" {
@@ -46,12 +48,52 @@ impl Host {
         {
             self.store.pods[p].pod.metadata.deletion_timestamp = Some(self.clock.now());
             self.deleted.insert(req.uid.clone());
-            self.kill(p, "Deleted");
+            self.kill(p, pods::REASON_DELETED);
         }
         let Some(db) = self.db.as_mut() else { return };
         if let Err(e) = db.delete_pod(&req.uid, Some(req.id)) {
             self.store_error.get_or_insert(e);
         }
+    }
+
+    /// `wasmjob delete pod` of a running pod of a Job this host runs: the pod is interrupted
+    /// (terminating until it stops) and then replaced as the Job's `podReplacementPolicy`
+    /// says. It stays recorded, with its deletion time, because the Job counts it.
+    pub(super) fn stop_pod(&mut self, req: &Request, on_change: &mut impl FnMut(&Change)) {
+        let found = self.store.pods.iter().position(|e| {
+            e.pod.metadata.uid.as_deref() == Some(req.uid.as_str()) && !pods::is_finished(&e.pod)
+        });
+        if let Some(p) = found
+            && self.pods[p].kill.is_some()
+        {
+            let now = self.clock.now();
+            self.store.pods[p].pod.metadata.deletion_timestamp = Some(now);
+            self.kill(p, pods::REASON_DELETED);
+            self.touch_pod(p);
+            let container = self.store.pods[p].pod.spec.containers[0].name.clone();
+            self.event(
+                "Pod",
+                p,
+                "Normal",
+                "Killing",
+                format!("Stopping container {container}"),
+                now,
+            );
+            let entry = &self.store.pods[p];
+            on_change(&Change::Pod {
+                name: entry.pod.metadata.name.clone().unwrap_or_default(),
+                status: "Terminating".into(),
+                restarts: entry
+                    .pod
+                    .status
+                    .container_statuses
+                    .first()
+                    .map_or(0, |c| c.restart_count),
+            });
+            let j = entry.job;
+            self.jobs[j].requeue_at = Some(Instant::now());
+        }
+        self.done_requests.push(req.id);
     }
 
     /// `wasmjob patch job` while this host runs: `spec.suspend` (the only field that may
@@ -124,7 +166,7 @@ impl Host {
                 } else {
                     meta.deletion_timestamp = Some(now);
                     self.deleted.insert(meta.uid.clone().unwrap_or_default());
-                    self.kill(p, "Deleted");
+                    self.kill(p, pods::REASON_DELETED);
                 }
             }
             on_change(&Change::JobDeleted { name: name.into() });

@@ -175,7 +175,7 @@ fn unsupported_fields_are_named_not_ignored() {
     let dir = tempfile::tempdir().unwrap();
     let job = testbed_job(
         "x",
-        "podFailurePolicy: {rules: []}",
+        "paralellism: 2",
         "nodeSelector: {disk: ssd}",
         "ports: [{containerPort: 80}]",
         &[],
@@ -183,7 +183,7 @@ fn unsupported_fields_are_named_not_ignored() {
     let out = run_json(dir.path(), &job, &[]);
     assert_eq!(out.code, 2);
     for want in [
-        "spec.podFailurePolicy: Forbidden",
+        "spec.paralellism: Forbidden",
         "spec.template.spec.nodeSelector: Forbidden",
         "spec.template.spec.containers[0].ports: Forbidden",
     ] {

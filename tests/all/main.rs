@@ -5,6 +5,7 @@ mod cli;
 mod cron;
 mod host;
 mod indexed;
+mod policies;
 mod queue;
 mod sandbox;
 mod state;

@@ -86,6 +86,14 @@ fn run(step: Step) {
         Step::Echo(text) => out(format!("{text}\n").as_bytes()),
         Step::Stderr(text) => errln!("{text}"),
         Step::Date => out(format!("{}\n", date(std::time::SystemTime::now())).as_bytes()),
+        Step::ExitIfIndex(ranges, code) => {
+            let index = std::env::var("JOB_COMPLETION_INDEX").ok();
+            if let Some(i) = index.and_then(|i| i.parse::<u32>().ok())
+                && ranges.iter().any(|&(a, b)| (a..=b).contains(&i))
+            {
+                exit(code);
+            }
+        }
         Step::Pick(list) => {
             let index = std::env::var("JOB_COMPLETION_INDEX").unwrap_or_default();
             let item = index

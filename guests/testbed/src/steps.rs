@@ -40,6 +40,10 @@ pub enum Step {
     Pick(String),
     /// `date`: print the current time as `date` does in UTC, e.g. `Mon Nov 23 14:01:00 UTC 2026`.
     Date,
+    /// `exit-if-index LIST N`: exit with code N if `JOB_COMPLETION_INDEX` is in LIST, indexes
+    /// and ranges as Kubernetes writes them (`0,2-4`); otherwise go on. Lets an Indexed Job's
+    /// indexes behave differently.
+    ExitIfIndex(Vec<(u32, u32)>, i32),
 }
 
 /// Why the command line could not be parsed. `Display` gives the message after `testbed: `.
@@ -119,11 +123,31 @@ where
             "date" => Step::Date,
             "pick" => Step::Pick(operand("LIST")?),
             "stderr" => Step::Stderr(operand("TEXT")?),
+            "exit-if-index" => {
+                let list = operand("LIST")?;
+                let ranges =
+                    parse_ranges(&list).map_err(|why| err(format!("LIST {list:?}: {why}")))?;
+                let v = operand("N")?;
+                Step::ExitIfIndex(
+                    ranges,
+                    parse_int(&v).map_err(|why| err(format!("N {v:?}: {why}")))?,
+                )
+            }
             _ => return Err(err("unknown step".to_owned())),
         };
         steps.push(step);
     }
     Ok(steps)
+}
+
+/// Parses `0,2-4` into inclusive ranges.
+pub fn parse_ranges(s: &str) -> Result<Vec<(u32, u32)>, String> {
+    s.split(',')
+        .map(|part| match part.split_once('-') {
+            Some((a, b)) => Ok((parse_int(a)?, parse_int(b)?)),
+            None => parse_int(part).map(|i| (i, i)),
+        })
+        .collect()
 }
 
 /// Parses a plain decimal integer (a leading `-` only where the type is signed).
@@ -158,6 +182,15 @@ mod tests {
 
     fn parse_strs(args: &[&str]) -> Result<Vec<Step>, ParseError> {
         parse(args.iter().map(|s| (*s).to_owned()))
+    }
+
+    #[test]
+    fn index_lists() {
+        assert_eq!(
+            parse_strs(&["exit-if-index", "0,2-4", "42"]),
+            Ok(vec![Step::ExitIfIndex(vec![(0, 0), (2, 4)], 42)])
+        );
+        assert!(parse_strs(&["exit-if-index", "0,x", "1"]).is_err());
     }
 
     #[test]
