@@ -98,6 +98,8 @@ pub enum ErrorKind {
     Duplicate(Value),
     /// `Too long: may not be more than N bytes`
     TooLong(usize),
+    /// `Too long: detail` (the older wordings some checks still use)
+    TooLongDetail(String),
     /// `Not found: V`
     NotFound(Value),
     /// `Too many: N: must have at most M items`
@@ -148,6 +150,10 @@ impl FieldError {
     pub fn too_long(path: &Path, max: usize) -> Self {
         Self::at(path, ErrorKind::TooLong(max))
     }
+    /// `Too long` at `path` with Kubernetes' `detail`.
+    pub fn too_long_detail(path: &Path, detail: impl Into<String>) -> Self {
+        Self::at(path, ErrorKind::TooLongDetail(detail.into()))
+    }
     /// `Too many` at `path`: `actual` items where at most `max` are allowed.
     pub fn too_many(path: &Path, actual: usize, max: usize) -> Self {
         Self::at(path, ErrorKind::TooMany(actual, max))
@@ -189,6 +195,7 @@ impl fmt::Display for FieldError {
             ErrorKind::Forbidden(d) => write!(f, "Forbidden: {d}"),
             ErrorKind::Duplicate(v) => write!(f, "Duplicate value: {v}"),
             ErrorKind::TooLong(n) => write!(f, "Too long: may not be more than {n} bytes"),
+            ErrorKind::TooLongDetail(d) => write!(f, "Too long: {d}"),
             ErrorKind::NotFound(v) => write!(f, "Not found: {v}"),
             ErrorKind::TooMany(n, max) => write!(f, "Too many: {n}: must have at most {max} items"),
         }

@@ -166,10 +166,9 @@ fn validate_managed_by(by: &str, path: &Path, errs: &mut ErrorList) {
         )),
     }
     if by.len() > MAX_MANAGED_BY_LENGTH {
-        errs.push(FieldError::invalid(
+        errs.push(FieldError::too_long_detail(
             path,
-            Value::Omit,
-            format!("Too long: may not be longer than {MAX_MANAGED_BY_LENGTH}"),
+            format!("may not be longer than {MAX_MANAGED_BY_LENGTH}"),
         ));
     }
     if errs.len() == before && by != JOB_CONTROLLER_NAME {
@@ -386,10 +385,9 @@ pub(crate) fn validate_success_policy(
         if let Some(text) = &rule.succeeded_indexes {
             let ip = rp.child("succeededIndexes");
             if text.len() > MAX_SUCCEEDED_INDEXES_LENGTH {
-                errs.push(FieldError::invalid(
+                errs.push(FieldError::too_long_detail(
                     &ip,
-                    Value::Omit,
-                    format!("Too long: must have at most {MAX_SUCCEEDED_INDEXES_LENGTH} bytes"),
+                    format!("must have at most {MAX_SUCCEEDED_INDEXES_LENGTH} bytes"),
                 ));
             }
             match indexes_total(text, completions) {

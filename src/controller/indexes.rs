@@ -29,14 +29,9 @@ impl Indexes {
         i32::try_from(self.0.range(..completions).count()).unwrap_or(i32::MAX)
     }
 
-    /// How many indexes below `completions` both sets hold.
-    pub fn intersection_below(&self, other: &Indexes, completions: i32) -> i32 {
-        let n = self
-            .0
-            .range(..completions)
-            .filter(|i| other.0.contains(i))
-            .count();
-        i32::try_from(n).unwrap_or(i32::MAX)
+    /// How many indexes in `[a, b]` the set holds.
+    pub fn count_in(&self, a: i32, b: i32) -> i32 {
+        i32::try_from(self.0.range(a..=b).count()).unwrap_or(i32::MAX)
     }
 
     /// Whether the set is empty.

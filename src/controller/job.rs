@@ -32,6 +32,15 @@ pub const REASON_FAILED_INDEXES: &str = "FailedIndexes";
 /// Reason of a Job that met a rule of its success policy.
 pub const REASON_SUCCESS_POLICY: &str = "SuccessPolicy";
 
+/// Reasons a Job fails for; its pods stopped for them count as failed, policy or not.
+pub const FAILURE_REASONS: &[&str] = &[
+    REASON_BACKOFF_LIMIT,
+    REASON_DEADLINE,
+    REASON_POD_FAILURE_POLICY,
+    REASON_MAX_FAILED_INDEXES,
+    REASON_FAILED_INDEXES,
+];
+
 const REASONS: &[&str] = &[
     REASON_BACKOFF_LIMIT,
     REASON_DEADLINE,
@@ -316,8 +325,7 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
         }
         status.active = active + count(plan.create as usize);
     }
-    if let (Some(ads), Some(start)) = (spec.active_deadline_seconds, start) {
-        let deadline = start + SignedDuration::from_secs(ads);
+    if let Some(deadline) = deadline(spec.active_deadline_seconds, start) {
         let left = now.duration_until(deadline).unsigned_abs();
         plan.requeue_after = Some(plan.requeue_after.map_or(left, |d| d.min(left)));
     }
@@ -400,9 +408,7 @@ fn failure(
     if exceeded {
         return Some((REASON_BACKOFF_LIMIT, MSG_BACKOFF_LIMIT.into()));
     }
-    if let (Some(ads), Some(start)) = (spec.active_deadline_seconds, start)
-        && now >= start + SignedDuration::from_secs(ads)
-    {
+    if deadline(spec.active_deadline_seconds, start).is_some_and(|d| now >= d) {
         return Some((REASON_DEADLINE, MSG_DEADLINE.into()));
     }
     let (Some(failed), Some(done), Some(c)) = (
@@ -423,6 +429,11 @@ fn failure(
         return Some((REASON_FAILED_INDEXES, MSG_FAILED_INDEXES.into()));
     }
     None
+}
+
+/// When `activeDeadlineSeconds` from `start` runs out; none past the end of time.
+fn deadline(seconds: Option<i64>, start: Option<Timestamp>) -> Option<Timestamp> {
+    start?.checked_add(SignedDuration::from_secs(seconds?)).ok()
 }
 
 /// Whether the Job succeeded: a rule of its success policy matched, or it reached its

@@ -16,17 +16,41 @@ pub fn matching_rule(policy: &SuccessPolicy, completions: i32, done: &Indexes) -
         .iter()
         .position(|rule| match &rule.succeeded_indexes {
             Some(text) => {
-                let required = Indexes::parse(text);
-                let total = required.count_below(completions);
+                // As intervals, never expanded: a rule may name millions of indexes.
+                let required = intervals(text, completions);
+                let total: i64 = required.iter().map(|(a, b)| i64::from(b - a) + 1).sum();
                 if total == 0 {
                     // An unparsable or out-of-range set (validation rejects it) never matches.
                     return false;
                 }
-                let hits = required.intersection_below(done, completions);
-                hits >= rule.succeeded_count.unwrap_or(total)
+                let hits: i64 = required
+                    .iter()
+                    .map(|&(a, b)| i64::from(done.count_in(a, b)))
+                    .sum();
+                hits >= rule.succeeded_count.map_or(total, i64::from)
             }
             None => rule.succeeded_count.is_some_and(|n| succeeded >= n),
         })
+}
+
+/// `parseIndexesFromString`: the intervals of `text` below `completions`, skipping
+/// malformed parts, stopping at the first that starts past the end.
+fn intervals(text: &str, completions: i32) -> Vec<(i32, i32)> {
+    let mut out = Vec::new();
+    for part in text.split(',') {
+        let parsed = match part.split_once('-') {
+            Some((a, b)) => a.parse::<i32>().ok().zip(b.parse::<i32>().ok()),
+            None => part.parse::<i32>().ok().map(|i| (i, i)),
+        };
+        let Some((a, b)) = parsed.filter(|(a, b)| 0 <= *a && a <= b) else {
+            continue;
+        };
+        if a >= completions {
+            break;
+        }
+        out.push((a, b.min(completions - 1)));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -63,5 +87,11 @@ mod tests {
         assert_eq!(matching_rule(&two, 5, &Indexes::parse("0,1")), Some(1));
         assert_eq!(matching_rule(&two, 5, &Indexes::parse("0,4")), Some(0));
         assert_eq!(matching_rule(&two, 5, &Indexes::new()), None);
+        // A huge rule is never expanded.
+        let huge = policy(&[(Some("0-99999999"), Some(2))]);
+        assert_eq!(
+            matching_rule(&huge, 100_000_000, &Indexes::parse("7,8")),
+            Some(0)
+        );
     }
 }

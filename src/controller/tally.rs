@@ -82,6 +82,18 @@ impl Tally {
             }
             return;
         }
+        if pod
+            .status
+            .reason
+            .as_deref()
+            .is_some_and(|r| super::job::FAILURE_REASONS.contains(&r))
+        {
+            // Stopped because the Job failed: a failure, but not one the policy or the
+            // per-index limits judge (Kubernetes counts such pods while they still run).
+            self.failed += 1;
+            self.backoff.failed(at);
+            return;
+        }
         let matched = spec
             .pod_failure_policy
             .as_ref()

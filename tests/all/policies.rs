@@ -419,3 +419,26 @@ fn pod_replacement_policy_decides_when_a_deleted_pod_is_replaced() {
         ],
     );
 }
+
+/// Pods stopped because the Job failed count as failed, but neither fail their indexes nor
+/// meet the policy: the Job's own failure is not theirs.
+#[test]
+fn pods_stopped_by_a_failing_job_do_not_fail_their_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = testbed_job(
+        "stopped",
+        "completions: 4\nparallelism: 4\ncompletionMode: Indexed\nbackoffLimitPerIndex: 0\n\
+         maxFailedIndexes: 0\npodFailurePolicy:\n  rules:\n  - action: Ignore\n    \
+         onExitCodes: {operator: In, values: [137]}",
+        "restartPolicy: Never",
+        "",
+        &["exit-if-index", "0", "1", "sleep", "60000"],
+    );
+    let out = run_json(dir.path(), &job, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let list = out.json();
+    let j = items(&list, "Job")[0];
+    assert_eq!(j["status"]["failedIndexes"], "0");
+    assert_eq!(j["status"]["failed"], 4);
+    assert_eq!(conditions(j).last().unwrap().1, "MaxFailedIndexesExceeded");
+}
