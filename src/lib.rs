@@ -5,6 +5,7 @@
 //! [`runtime::PodRuntime`]; [`runtime::wasm`] runs pods on wasmtime.
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod controller;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod delete;
 mod describe;
 mod get;
@@ -72,6 +73,8 @@ enum Command {
     Queue(queue::QueueArgs),
     /// Print the next fire times of a CronJob schedule, or why Kubernetes would reject it.
     Schedule(schedule::ScheduleArgs),
+    /// Measure Job throughput beside the raw wasmtime loop (pods/s, ratio, start latency).
+    Bench(bench::BenchArgs),
 }
 
 /// Options shared by `run` and `resume`: how the run is shown and paced.
@@ -101,6 +104,10 @@ pub struct RunOptions {
     /// Linear memory cap for containers without resources.limits.memory.
     #[arg(long, value_parser = parse_bytes, default_value = "512Mi", value_name = "BYTES")]
     memory_limit: u64,
+    /// Instance slots of the pooling allocator: pods running (or sleeping) at once; more
+    /// wait Pending for a slot. 0 allocates each pod's instance on demand.
+    #[arg(long, default_value_t = crate::runtime::wasm::DEFAULT_POOL, value_name = "SLOTS")]
+    pool: u32,
     /// Each CronJob creates at most N Jobs, then the run ends once they finish.
     #[arg(long, value_name = "N")]
     schedules: Option<u32>,
@@ -196,6 +203,7 @@ pub fn main() -> ExitCode {
         Command::Patch(args) => patch::patch(args, &state),
         Command::Queue(args) => queue::queue(args, &state),
         Command::Schedule(args) => schedule::schedule(args),
+        Command::Bench(args) => bench::bench(args),
     }
     .into()
 }

@@ -371,6 +371,7 @@ fn resumed_note(name: &str, pods: &[Pod]) -> String {
 fn new_host(o: &RunOptions, broker: Option<Arc<dyn Broker>>) -> Result<Host, Outcome> {
     let wasm = WasmRuntime::new(WasmOptions {
         default_memory_limit: o.memory_limit,
+        pool: o.pool,
     })
     .map_err(|e| {
         eprintln!("error: {e}");

@@ -282,15 +282,16 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
         let missing = (want_active - active - waiting) as u32;
         if let (Some(done), Some(c)) = (&tally.succeeded_indexes, spec.completions) {
             // The lowest indexes with neither a success, a failure nor a pod.
-            let busy = |i: i32| {
-                obs.active
-                    .iter()
-                    .any(|p| p.index == Some(i) && (only_failed || !p.terminating))
-            };
+            let busy: std::collections::HashSet<i32> = obs
+                .active
+                .iter()
+                .filter(|p| only_failed || !p.terminating)
+                .filter_map(|p| p.index)
+                .collect();
             let failed = tally.failed_indexes.as_ref();
             let pending = (0..c)
                 .filter(|&i| !done.contains(i) && !failed.is_some_and(|f| f.contains(i)))
-                .filter(|&i| !busy(i));
+                .filter(|i| !busy.contains(i));
             if spec.backoff_limit_per_index.is_some() {
                 // Each index backs off on its own failures.
                 let mut wait: Option<Duration> = None;

@@ -425,3 +425,66 @@ fn yaml_output_is_a_kubernetes_list() {
     assert_eq!(list["kind"], "List");
     assert_eq!(items(&list, "Job")[0]["status"]["succeeded"], 1);
 }
+
+#[test]
+fn bench_measures_jobs_beside_the_raw_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = wasmjob(
+        dir.path(),
+        &["bench", "-n", "40", "-p", "1,cores", "--with-state"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("built-in trivial module, 40 pods per run"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        lines[1].starts_with("PARALLELISM  RAW PODS/S  JOB PODS/S  JOB/RAW"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(lines.len(), 4, "{}", out.stdout);
+    for row in &lines[2..] {
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        let ratio: f64 = cells[3].parse().unwrap();
+        assert!(ratio > 0.0, "{row}");
+        assert!(cells[4].parse::<f64>().unwrap() > 0.0, "with state: {row}");
+    }
+    // A module that fails is reported, not measured as a success.
+    let out = wasmjob(
+        dir.path(),
+        &[
+            "bench",
+            "-n",
+            "5",
+            "-p",
+            "1",
+            "--module",
+            guest("testbed").to_str().unwrap(),
+            "--",
+            "exit",
+            "3",
+        ],
+    );
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stderr.contains("did not exit 0"), "{}", out.stderr);
+}
+
+/// More pods than instance slots wait for one: none fails for want of a slot.
+#[test]
+fn pods_beyond_the_instance_pool_wait_for_a_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = testbed_job(
+        "pool",
+        "completions: 6\nparallelism: 6",
+        "restartPolicy: Never",
+        "",
+        &["sleep", "100"],
+    );
+    let out = run_json(dir.path(), &job, &["--pool", "2"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let list = out.json();
+    assert_eq!(items(&list, "Job")[0]["status"]["succeeded"], 6);
+}

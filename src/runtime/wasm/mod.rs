@@ -7,7 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use wasmtime::{Config, Engine, InstancePre, Linker, Module, WasmBacktraceDetails};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
+    PoolingAllocationConfig, WasmBacktraceDetails,
+};
 
 use super::{PodRuntime, PreparedPod};
 use crate::api::field::{ErrorList, FieldError, Path as FieldPath};
@@ -23,17 +26,26 @@ use pod::{PodState, PreparedWasm};
 /// stopping one.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// Instance slots of the pooling allocator by default: enough for 10,000 pods waiting at
+/// once. Each slot reserves (but does not commit) address space for one linear memory.
+pub const DEFAULT_POOL: u32 = 10_000;
+
 /// Limits applied to every pod.
 #[derive(Debug, Clone)]
 pub struct WasmOptions {
     /// Linear memory cap for containers without `resources.limits.memory`.
     pub default_memory_limit: u64,
+    /// Pods instantiated at once from a pre-reserved pool (the pooling instance allocator:
+    /// no mmap/munmap per pod, copy-on-write memory images reset in place); more pods wait
+    /// for a slot. 0 allocates each instance on demand, with no limit.
+    pub pool: u32,
 }
 
 impl Default for WasmOptions {
     fn default() -> Self {
         WasmOptions {
             default_memory_limit: 512 << 20,
+            pool: DEFAULT_POOL,
         }
     }
 }
@@ -47,6 +59,7 @@ struct Compiled {
 /// Runs pods as WASI preview1 command modules on wasmtime.
 pub struct WasmRuntime {
     engine: Engine,
+    slots: pod::Slots,
     options: WasmOptions,
     modules: Mutex<HashMap<PathBuf, Arc<Compiled>>>,
 }
@@ -59,7 +72,30 @@ impl WasmRuntime {
         config
             .epoch_interruption(true)
             .wasm_backtrace_details(WasmBacktraceDetails::Disable);
-        let engine = Engine::new(&config).map_err(|e| format!("creating the wasm engine: {e}"))?;
+        let mut permits = tokio::sync::Semaphore::MAX_PERMITS;
+        let engine = if options.pool > 0 {
+            let mut pool = PoolingAllocationConfig::default();
+            let n = options.pool;
+            pool.total_core_instances(n)
+                .total_memories(n)
+                .total_tables(n)
+                .total_stacks(n);
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+            match Engine::new(&config) {
+                Ok(engine) => {
+                    permits = n as usize;
+                    engine
+                }
+                Err(e) => {
+                    // E.g. a `ulimit -v` too small for the reservation: run on demand.
+                    tracing::warn!("no instance pool of {n} slots ({e}); allocating on demand");
+                    config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+                    Engine::new(&config).map_err(|e| format!("creating the wasm engine: {e}"))?
+                }
+            }
+        } else {
+            Engine::new(&config).map_err(|e| format!("creating the wasm engine: {e}"))?
+        };
         let weak = engine.weak();
         std::thread::Builder::new()
             .name("wasmjob-epoch".into())
@@ -73,6 +109,7 @@ impl WasmRuntime {
             .map_err(|e| format!("starting the epoch thread: {e}"))?;
         Ok(WasmRuntime {
             engine,
+            slots: pod::Slots(Arc::new(tokio::sync::Semaphore::new(permits))),
             options,
             modules: Mutex::default(),
         })
@@ -131,6 +168,47 @@ impl WasmRuntime {
     }
 }
 
+impl WasmRuntime {
+    /// The limit a controller can approach: the module at `path` instantiated and run `n`
+    /// times with `argv` from its `InstancePre`, `concurrency` at a time, each in a fresh store with the
+    /// same limits as a pod but no controller, no pod objects and no logs. Returns the wall
+    /// time and the number of runs that did not exit 0.
+    pub async fn raw_loop(
+        &self,
+        path: &Path,
+        argv: &[String],
+        n: usize,
+        concurrency: usize,
+    ) -> Result<(Duration, usize), String> {
+        let compiled = self.compile(path)?;
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let failures = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let limit = usize::try_from(self.options.default_memory_limit).unwrap_or(usize::MAX);
+        let t0 = std::time::Instant::now();
+        let workers: Vec<_> = (0..concurrency.clamp(1, n.max(1)))
+            .map(|_| {
+                let (engine, pre) = (self.engine.clone(), compiled.pre.clone());
+                let slots = self.slots.clone();
+                let (next, failures) = (next.clone(), failures.clone());
+                let argv = argv.to_vec();
+                tokio::spawn(async move {
+                    use std::sync::atomic::Ordering::Relaxed;
+                    while next.fetch_add(1, Relaxed) < n {
+                        if !pod::raw_run(&engine, &slots, &pre, &argv, limit).await {
+                            failures.fetch_add(1, Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.await.map_err(|e| format!("raw loop worker: {e}"))?;
+        }
+        let failed = failures.load(std::sync::atomic::Ordering::Relaxed);
+        Ok((t0.elapsed(), failed))
+    }
+}
+
 impl PodRuntime for WasmRuntime {
     fn prepare(&self, job: &Job, base_dir: &Path) -> Result<Arc<dyn PreparedPod>, ErrorList> {
         let spec = &job.spec.template.spec;
@@ -152,6 +230,7 @@ impl PodRuntime for WasmRuntime {
         })?;
         let prepared = PreparedWasm::new(
             self.engine.clone(),
+            self.slots.clone(),
             compiled.pre.clone(),
             compiled.image_id.clone(),
             job,

@@ -20,6 +20,11 @@ use crate::logs::PodLog;
 use crate::queue::QueueGrant;
 use crate::runtime::{BoxFuture, PodExit, PodIdentity, PreparedPod, Sandbox};
 
+/// The instance slots of the engine's pool: a pod waits for one before it instantiates, so
+/// that more pods than slots queue instead of failing.
+#[derive(Clone)]
+pub struct Slots(pub(super) Arc<tokio::sync::Semaphore>);
+
 /// Per-store state: the WASI context and the memory limiter.
 pub struct PodState {
     pub(super) wasi: WasiP1Ctx,
@@ -95,6 +100,7 @@ enum EnvValue {
 /// A Job's pod template, compiled and resolved.
 pub struct PreparedWasm {
     engine: Engine,
+    slots: Slots,
     pre: InstancePre<PodState>,
     image_id: String,
     argv: Vec<String>,
@@ -107,6 +113,7 @@ pub struct PreparedWasm {
 impl PreparedWasm {
     pub(super) fn new(
         engine: Engine,
+        slots: Slots,
         pre: InstancePre<PodState>,
         image_id: String,
         job: &Job,
@@ -190,6 +197,7 @@ impl PreparedWasm {
         }
         Ok(PreparedWasm {
             engine,
+            slots,
             pre,
             image_id,
             argv,
@@ -289,6 +297,7 @@ impl PreparedPod for PreparedWasm {
         }
         Ok(Box::new(WasmSandbox {
             engine: self.engine.clone(),
+            slots: self.slots.clone(),
             pre: self.pre.clone(),
             argv: self.argv.clone(),
             env,
@@ -304,6 +313,7 @@ impl PreparedPod for PreparedWasm {
 /// One pod's sandbox; its emptyDir volumes are removed when it is dropped.
 struct WasmSandbox {
     engine: Engine,
+    slots: Slots,
     pre: InstancePre<PodState>,
     argv: Vec<String>,
     env: Vec<(String, String)>,
@@ -355,7 +365,12 @@ impl Sandbox for WasmSandbox {
         store.epoch_deadline_async_yield_and_update(1);
         let pre = self.pre.clone();
         let limit = self.memory_limit;
+        let slots = self.slots.clone();
         Box::pin(async move {
+            // An instance slot of the pool, held until the run ends.
+            let Ok(_slot) = slots.0.acquire_owned().await else {
+                return PodExit::CannotRun("the wasm runtime has shut down".into());
+            };
             let result = async {
                 let instance = pre.instantiate_async(&mut store).await?;
                 let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
@@ -369,6 +384,40 @@ impl Sandbox for WasmSandbox {
             exit
         })
     }
+}
+
+/// One bare run of a module for [`super::WasmRuntime::raw_loop`]: a WASI context with the
+/// arguments and discarded output, a store with the pod's memory limiter and epoch deadline,
+/// instantiate, `_start`. Whether it exited 0.
+pub(super) async fn raw_run(
+    engine: &Engine,
+    slots: &Slots,
+    pre: &InstancePre<PodState>,
+    argv: &[String],
+    limit: usize,
+) -> bool {
+    let state = PodState {
+        wasi: WasiCtxBuilder::new().args(argv).build_p1(),
+        limiter: MemoryLimiter {
+            max: limit,
+            denied: false,
+        },
+        queue: None,
+    };
+    let Ok(_slot) = slots.0.clone().acquire_owned().await else {
+        return false;
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_async_yield_and_update(1);
+    let result = async {
+        let instance = pre.instantiate_async(&mut store).await?;
+        let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+        start.call_async(&mut store, ()).await
+    }
+    .await;
+    matches!(classify(result, false, limit), PodExit::Exited(0))
 }
 
 /// Maps a run's result onto a container exit.
