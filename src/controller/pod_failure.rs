@@ -83,7 +83,7 @@ fn matching_container<'a>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::api::types::{
         ContainerState, ContainerStateTerminated, ContainerStatus, ObjectMeta, PodCondition,
@@ -91,7 +91,9 @@ mod tests {
     };
     use jiff::Timestamp;
 
-    fn pod(exit_code: i32, conditions: &[&str]) -> Pod {
+    /// A Failed pod `default/job-abcde` whose container `main` exited with `exit_code`
+    /// (Succeeded for 0), with `conditions` set True. Shared with the tally's tests.
+    pub(crate) fn pod(exit_code: i32, conditions: &[&str]) -> Pod {
         Pod {
             api_version: "v1".into(),
             kind: "Pod".into(),
@@ -102,7 +104,12 @@ mod tests {
             },
             spec: PodSpec::default(),
             status: PodStatus {
-                phase: "Failed".into(),
+                phase: if exit_code == 0 {
+                    "Succeeded"
+                } else {
+                    "Failed"
+                }
+                .into(),
                 conditions: conditions
                     .iter()
                     .map(|t| PodCondition {

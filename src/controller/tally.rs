@@ -154,53 +154,14 @@ pub fn completion_index(pod: &Pod) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::types::{
-        ContainerState, ContainerStateTerminated, ContainerStatus, ObjectMeta, PodFailurePolicy,
-        PodFailurePolicyOnExitCodes, PodFailurePolicyRule, PodStatus,
-    };
+    use crate::api::types::{PodFailurePolicy, PodFailurePolicyOnExitCodes, PodFailurePolicyRule};
 
     fn failed_pod(index: i32, exit_code: i32) -> Pod {
-        let mut meta = ObjectMeta {
-            name: Some(format!("j-{index}-x")),
-            namespace: Some("default".into()),
-            ..Default::default()
-        };
-        meta.annotations
+        let mut pod = super::super::pod_failure::tests::pod(exit_code, &[]);
+        pod.metadata
+            .annotations
             .insert(COMPLETION_INDEX.into(), index.to_string());
-        Pod {
-            api_version: "v1".into(),
-            kind: "Pod".into(),
-            metadata: meta,
-            spec: Default::default(),
-            status: PodStatus {
-                phase: if exit_code == 0 {
-                    "Succeeded"
-                } else {
-                    "Failed"
-                }
-                .into(),
-                container_statuses: vec![ContainerStatus {
-                    name: "main".into(),
-                    state: ContainerState {
-                        terminated: Some(ContainerStateTerminated {
-                            exit_code,
-                            reason: "Error".into(),
-                            message: None,
-                            started_at: Timestamp::UNIX_EPOCH,
-                            finished_at: Timestamp::UNIX_EPOCH,
-                        }),
-                        ..Default::default()
-                    },
-                    last_state: ContainerState::default(),
-                    ready: false,
-                    restart_count: 0,
-                    image: String::new(),
-                    image_id: String::new(),
-                    started: false,
-                }],
-                ..Default::default()
-            },
-        }
+        pod
     }
 
     fn rule(action: &str, code: i32) -> PodFailurePolicyRule {

@@ -121,6 +121,20 @@ impl Host {
         self.jobs[j].requeue_at = plan.requeue_after.map(|d| Instant::now() + d);
     }
 
+    /// How pod `p` stands now, for live views.
+    pub(super) fn pod_change(&self, p: usize) -> Change {
+        let pod = &self.store.pods[p].pod;
+        Change::Pod {
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            status: pod_status_column(pod),
+            restarts: pod
+                .status
+                .container_statuses
+                .first()
+                .map_or(0, |c| c.restart_count),
+        }
+    }
+
     pub(super) fn pod_name(&self, p: usize) -> String {
         self.store.pods[p]
             .pod
@@ -358,18 +372,8 @@ impl Host {
             }
         };
         self.touch_pod(p);
-        let entry = &self.store.pods[p];
-        on_change(&Change::Pod {
-            name: entry.pod.metadata.name.clone().unwrap_or_default(),
-            status: pod_status_column(&entry.pod),
-            restarts: entry
-                .pod
-                .status
-                .container_statuses
-                .first()
-                .map_or(0, |c| c.restart_count),
-        });
-        let j = entry.job;
+        on_change(&self.pod_change(p));
+        let j = self.store.pods[p].job;
         if let Some(at) = finished {
             self.jobs[j].active.remove(&p);
             self.pods[p].kill = None;

@@ -79,18 +79,8 @@ impl Host {
                 format!("Stopping container {container}"),
                 now,
             );
-            let entry = &self.store.pods[p];
-            on_change(&Change::Pod {
-                name: entry.pod.metadata.name.clone().unwrap_or_default(),
-                status: "Terminating".into(),
-                restarts: entry
-                    .pod
-                    .status
-                    .container_statuses
-                    .first()
-                    .map_or(0, |c| c.restart_count),
-            });
-            let j = entry.job;
+            on_change(&self.pod_change(p));
+            let j = self.store.pods[p].job;
             self.jobs[j].requeue_at = Some(Instant::now());
         }
         self.done_requests.push(req.id);

@@ -1,12 +1,6 @@
 //! `wasmjob run` end to end: the docs' pi Jobs, status as Kubernetes reports it, errors.
 
-use std::path::Path;
-
 use crate::support::*;
-
-fn examples() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples"))
-}
 
 #[test]
 fn pi_example_prints_2000_correct_digits_and_completes() {

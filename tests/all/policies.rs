@@ -2,15 +2,9 @@
 //! selectors and managedBy, run on the testbed guest and compared with what Kubernetes
 //! reports.
 
-use std::path::Path;
-
 use serde_json::Value;
 
 use crate::support::*;
-
-fn examples() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples"))
-}
 
 fn index_of(pod: &Value) -> &str {
     pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]

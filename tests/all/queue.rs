@@ -11,10 +11,6 @@ use serde_json::Value;
 
 use crate::support::*;
 
-fn examples() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples"))
-}
-
 /// How often each `Done ITEM` line appears in `text`.
 fn done_counts(text: &str) -> BTreeMap<String, usize> {
     let mut counts = BTreeMap::new();

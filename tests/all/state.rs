@@ -2,7 +2,6 @@
 //! jsonpath, delete), crash-resume at random SIGKILL points, re-runs, locking, and damaged
 //! state directories.
 
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -63,10 +62,6 @@ impl Session {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-}
-
-fn examples() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples"))
 }
 
 fn phase_count(pods: &[Value], phase: &str) -> i64 {

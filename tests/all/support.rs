@@ -12,6 +12,11 @@ pub fn guest(name: &str) -> PathBuf {
         .join(format!("{name}.wasm"))
 }
 
+/// The repository's `examples/` directory.
+pub fn examples() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/examples"))
+}
+
 /// What a `wasmjob` invocation produced.
 pub struct Output {
     pub code: i32,
