@@ -41,7 +41,7 @@ fn bench(c: &mut Criterion) {
         }
         let active: Vec<ActivePod> = (0..ACTIVE - 1)
             .map(|i| ActivePod {
-                name: format!("big-{i}"),
+                id: i,
                 restart_count: 0,
                 ready: true,
                 terminating: false,

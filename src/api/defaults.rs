@@ -68,7 +68,7 @@ pub fn default_job_spec(spec: &mut super::types::JobSpec) {
     }
     if spec.template.spec.restart_policy.is_none() {
         // Pods default to Always, which validation then rejects for Jobs, as Kubernetes does.
-        spec.template.spec.restart_policy = Some("Always".into());
+        std::sync::Arc::make_mut(&mut spec.template.spec).restart_policy = Some("Always".into());
     }
 }
 

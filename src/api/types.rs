@@ -4,6 +4,7 @@
 //! rest in `other`, so validation can name each unsupported field instead of ignoring it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -298,9 +299,9 @@ pub struct PodTemplateSpec {
     /// Labels and annotations copied onto each pod.
     #[serde(default)]
     pub metadata: ObjectMeta,
-    /// The pod.
+    /// The pod (shared with every pod made from it).
     #[serde(default)]
-    pub spec: PodSpec,
+    pub spec: Arc<PodSpec>,
 }
 
 /// A pod's spec: one Wasm container and its volumes.
@@ -581,8 +582,8 @@ pub struct Pod {
     pub kind: String,
     /// Name, labels, owner.
     pub metadata: ObjectMeta,
-    /// The Job's pod template spec.
-    pub spec: PodSpec,
+    /// The Job's pod template spec, shared with the template.
+    pub spec: Arc<PodSpec>,
     /// Phase and container state.
     pub status: PodStatus,
 }

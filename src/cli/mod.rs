@@ -105,9 +105,17 @@ pub struct RunOptions {
     #[arg(long, value_parser = parse_bytes, default_value = "512Mi", value_name = "BYTES")]
     memory_limit: u64,
     /// Instance slots of the pooling allocator: pods running (or sleeping) at once; more
-    /// wait Pending for a slot. 0 allocates each pod's instance on demand.
-    #[arg(long, default_value_t = crate::runtime::wasm::DEFAULT_POOL, value_name = "SLOTS")]
-    pool: u32,
+    /// wait Pending for a slot. 0 allocates each pod's instance on demand. [default: the
+    /// Jobs' parallelism, at least 256 and at most 10000]
+    #[arg(long, value_name = "SLOTS")]
+    pool: Option<u32>,
+    /// Where compiled modules are kept, so that the next run of a module skips compiling it
+    /// [default: $XDG_CACHE_HOME/wasmjob, else ~/.cache/wasmjob].
+    #[arg(long, env = "WASMJOB_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile every module afresh and keep nothing on disk.
+    #[arg(long)]
+    no_cache: bool,
     /// Each CronJob creates at most N Jobs, then the run ends once they finish.
     #[arg(long, value_name = "N")]
     schedules: Option<u32>,

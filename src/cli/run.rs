@@ -3,6 +3,7 @@
 //! then run them with a live view and print their final state.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,8 +11,8 @@ use super::output::{Format, Listing, render};
 use super::state::StateDir;
 use super::{Outcome, ResumeArgs, RunArgs, RunOptions};
 use crate::api::cronjob::CronJob;
-use crate::api::manifest::{JobManifest, load_expanded};
-use crate::api::types::{COMPLETE, FAILED, Job, Pod};
+use crate::api::manifest::{CronJobManifest, JobManifest, load_expanded};
+use crate::api::types::{COMPLETE, FAILED, Job, JobSpec, Pod};
 use crate::clock::{Clock, TokioClock};
 use crate::controller::backoff::BackoffPolicy;
 use crate::host::{Change, CronSubmission, Host, HostConfig, Rejected, Submission};
@@ -38,7 +39,8 @@ pub fn run(args: RunArgs, state: &StateDir) -> Outcome {
     }
     block_on(async {
         if args.dry_run {
-            let host = match new_host(&args.options, None) {
+            let demand = pool_demand(&loaded.jobs, &loaded.cronjobs);
+            let host = match new_host(&args.options, None, demand) {
                 Ok(h) => h,
                 Err(o) => return o,
             };
@@ -81,7 +83,8 @@ pub fn run(args: RunArgs, state: &StateDir) -> Outcome {
         else {
             return Outcome::JobFailed;
         };
-        let mut host = match new_host(&args.options, Some(broker)) {
+        let demand = pool_demand(&loaded.jobs, &loaded.cronjobs);
+        let mut host = match new_host(&args.options, Some(broker), demand) {
             Ok(h) => h,
             Err(o) => return o,
         };
@@ -230,10 +233,6 @@ pub fn resume(args: ResumeArgs, state: &StateDir) -> Outcome {
         let Ok(Opened { lock, db, broker }) = opened else {
             return Outcome::JobFailed;
         };
-        let mut host = match new_host(&args.options, Some(broker)) {
-            Ok(h) => h,
-            Err(o) => return o,
-        };
         let recorded = match db.recorded_unfinished() {
             Ok(r) => r,
             Err(e) => {
@@ -263,6 +262,14 @@ pub fn resume(args: ResumeArgs, state: &StateDir) -> Outcome {
             eprintln!("nothing to resume: every recorded Job has finished");
             return Outcome::Success;
         }
+        let demand = pool_demand_of(
+            recorded.iter().map(|r| &r.job.spec),
+            cronjobs.iter().map(|c| &c.spec.job_template.spec),
+        );
+        let mut host = match new_host(&args.options, Some(broker), demand) {
+            Ok(h) => h,
+            Err(o) => return o,
+        };
         let mut adopt_crons = Vec::new();
         for cj in cronjobs {
             let loaded = db.job_source(cj.uid()).and_then(|src| {
@@ -368,10 +375,57 @@ fn resumed_note(name: &str, pods: &[Pod]) -> String {
     }
 }
 
-fn new_host(o: &RunOptions, broker: Option<Arc<dyn Broker>>) -> Result<Host, Outcome> {
+/// The compiled-module cache: `--cache-dir` (or `WASMJOB_CACHE_DIR`), else the user's cache
+/// directory; none with `--no-cache` or where no such directory is known.
+fn cache_dir(o: &RunOptions) -> Option<PathBuf> {
+    if o.no_cache {
+        return None;
+    }
+    let user = || {
+        let xdg = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute());
+        xdg.or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .map(|d| d.join("wasmjob"))
+    };
+    o.cache_dir.clone().or_else(user)
+}
+
+/// The fewest instance slots reserved when `--pool` is not given: reserving a slot costs
+/// about 10 µs at start (its stack's guard page), so a small run stays quick to start while
+/// room is left for `wasmjob patch` to raise parallelism.
+const MIN_AUTO_POOL: u32 = 256;
+
+/// Instance slots for these manifests: what their parallelism can run at once.
+fn pool_demand(jobs: &[JobManifest], cronjobs: &[CronJobManifest]) -> u32 {
+    pool_demand_of(
+        jobs.iter().map(|m| &m.job.spec),
+        cronjobs.iter().map(|m| &m.cronjob.spec.job_template.spec),
+    )
+}
+
+/// Pods at once: each Job's parallelism (no more than its completions); each CronJob's
+/// Job twice over, since a schedule may start one before the last has finished.
+fn pool_demand_of<'a>(
+    jobs: impl Iterator<Item = &'a JobSpec>,
+    cron_jobs: impl Iterator<Item = &'a JobSpec>,
+) -> u32 {
+    let at_once = |s: &JobSpec| {
+        let p = s.parallelism.unwrap_or(1).max(0);
+        u64::try_from(s.completions.map_or(p, |c| p.min(c.max(0)))).unwrap_or(0)
+    };
+    let n = jobs.map(at_once).sum::<u64>() + 2 * cron_jobs.map(at_once).sum::<u64>();
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+fn new_host(o: &RunOptions, broker: Option<Arc<dyn Broker>>, demand: u32) -> Result<Host, Outcome> {
+    let pool = o
+        .pool
+        .unwrap_or_else(|| demand.clamp(MIN_AUTO_POOL, crate::runtime::wasm::DEFAULT_POOL));
     let wasm = WasmRuntime::new(WasmOptions {
         default_memory_limit: o.memory_limit,
-        pool: o.pool,
+        pool,
+        cache_dir: cache_dir(o),
     })
     .map_err(|e| {
         eprintln!("error: {e}");
@@ -661,7 +715,7 @@ fn reconcile_with_state(
 }
 
 /// Runs the host with the live view, then prints the final state.
-async fn drive(mut host: Host, o: &RunOptions) -> Outcome {
+async fn drive(host: Host, o: &RunOptions) -> Outcome {
     let live = !o.quiet;
     let started = Instant::now();
     let run_for = o.run_for;
@@ -683,34 +737,39 @@ async fn drive(mut host: Host, o: &RunOptions) -> Outcome {
             () = time_up => eprintln!("time is up (--for): terminating running pods"),
         }
     };
-    let result = host
-        .run(shutdown, |change| {
-            if !live {
-                return;
+    let run = host.spawn(shutdown, move |change| {
+        if !live {
+            return;
+        }
+        let t = started.elapsed().as_secs_f64();
+        let what = match change {
+            Change::Pod {
+                name,
+                status,
+                restarts,
+            } if *restarts > 0 => format!("pod/{name} {status} (restarts: {restarts})"),
+            Change::Pod { name, status, .. } => format!("pod/{name} {status}"),
+            Change::Job {
+                name,
+                condition,
+                reason,
+            } => format!("job.batch/{name} {condition} ({reason})"),
+            Change::JobDeleted { name } => format!("job.batch/{name} deleted"),
+            Change::JobCreated { name, cronjob } => {
+                format!("cronjob.batch/{cronjob} created job.batch/{name}")
             }
-            let t = started.elapsed().as_secs_f64();
-            let what = match change {
-                Change::Pod {
-                    name,
-                    status,
-                    restarts,
-                } if *restarts > 0 => format!("pod/{name} {status} (restarts: {restarts})"),
-                Change::Pod { name, status, .. } => format!("pod/{name} {status}"),
-                Change::Job {
-                    name,
-                    condition,
-                    reason,
-                } => format!("job.batch/{name} {condition} ({reason})"),
-                Change::JobDeleted { name } => format!("job.batch/{name} deleted"),
-                Change::JobCreated { name, cronjob } => {
-                    format!("cronjob.batch/{cronjob} created job.batch/{name}")
-                }
-            };
-            // One write per line, so that lines never interleave with streamed logs.
-            let line = format!("[{t:7.3}s] {what}\n");
-            let _ = std::io::stderr().write_all(line.as_bytes());
-        })
-        .await;
+        };
+        // One write per line, so that lines never interleave with streamed logs.
+        let line = format!("[{t:7.3}s] {what}\n");
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    });
+    let (host, result) = match run.await {
+        Ok(done) => done,
+        Err(e) => {
+            eprintln!("error: the host stopped: {e}");
+            return Outcome::JobFailed;
+        }
+    };
     if let Err(e) = &result {
         eprintln!("error: {e}");
     }
@@ -778,5 +837,38 @@ async fn drive(mut host: Host, o: &RunOptions) -> Outcome {
         Outcome::Success
     } else {
         Outcome::JobFailed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(parallelism: Option<i32>, completions: Option<i32>) -> JobSpec {
+        JobSpec {
+            parallelism,
+            completions,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_pool_is_sized_for_what_can_run_at_once() {
+        let none: [JobSpec; 0] = [];
+        for (jobs, crons, want) in [
+            (vec![spec(None, None)], vec![], 1),
+            (vec![spec(Some(10_000), Some(10_000))], vec![], 10_000),
+            // No more than the completions left to run, nothing for parallelism 0.
+            (
+                vec![spec(Some(50), Some(4)), spec(Some(0), None)],
+                vec![],
+                4,
+            ),
+            // A CronJob may overlap its next Job with the last one.
+            (vec![spec(Some(3), None)], vec![spec(Some(2), Some(8))], 7),
+        ] {
+            assert_eq!(pool_demand_of(jobs.iter(), crons.iter()), want);
+        }
+        assert_eq!(pool_demand_of(none.iter(), none.iter()), 0);
     }
 }

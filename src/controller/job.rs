@@ -61,8 +61,8 @@ const MSG_FAILED_INDEXES: &str = "Job has failed indexes";
 /// A pod of the Job that has not finished.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActivePod {
-    /// Pod name.
-    pub name: String,
+    /// The host's handle for the pod; [`Plan::delete`] names pods by it.
+    pub id: usize,
     /// In-place restarts so far (restartPolicy OnFailure).
     pub restart_count: i32,
     /// Whether the container is running now.
@@ -96,8 +96,9 @@ pub struct Note {
 /// What the host must do after a reconcile pass.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
-    /// Pods to terminate, with the Job-level reason (e.g. `DeadlineExceeded`). Done first.
-    pub delete: Vec<String>,
+    /// Pods to terminate (their [`ActivePod::id`]s), with the Job-level reason (e.g.
+    /// `DeadlineExceeded`). Done first.
+    pub delete: Vec<usize>,
     /// Why the pods in `delete` are terminated.
     pub delete_reason: &'static str,
     /// Number of new pods to create.
@@ -209,7 +210,7 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
 
     if let Some((success, reason, message)) = target {
         // Terminate what still runs; the terminal condition waits until every pod is gone.
-        plan.delete = running.iter().map(|p| p.name.clone()).collect();
+        plan.delete = running.iter().map(|p| p.id).collect();
         plan.delete_reason = if success {
             REASON_JOB_SUCCEEDED
         } else {
@@ -245,7 +246,7 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
 
     // manageJob: a suspended Job's pods are stopped (not counted as failures) and none start.
     if suspended {
-        plan.delete = running.iter().map(|p| p.name.clone()).collect();
+        plan.delete = running.iter().map(|p| p.id).collect();
         plan.delete_reason = REASON_SUSPENDED;
         status.terminating += count(plan.delete.len());
         status.active = 0;
@@ -273,7 +274,7 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
         plan.delete = victims
             .iter()
             .take((active - want_active) as usize)
-            .map(|p| p.name.clone())
+            .map(|p| p.id)
             .collect();
         plan.delete_reason = "Scaled down";
         status.active = want_active;

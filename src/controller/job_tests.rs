@@ -18,7 +18,7 @@ fn job(f: impl FnOnce(&mut JobSpec)) -> Job {
         status: Default::default(),
         other: Default::default(),
     };
-    j.spec.template.spec.restart_policy = Some("Never".into());
+    std::sync::Arc::make_mut(&mut j.spec.template.spec).restart_policy = Some("Never".into());
     f(&mut j.spec);
     default_job(&mut j);
     j
@@ -27,7 +27,7 @@ fn job(f: impl FnOnce(&mut JobSpec)) -> Job {
 fn pods(n: usize) -> Vec<ActivePod> {
     (0..n)
         .map(|i| ActivePod {
-            name: format!("p{i}"),
+            id: i,
             restart_count: 0,
             ready: true,
             terminating: false,
@@ -156,7 +156,7 @@ fn failing_job_terminates_active_pods_before_the_failed_condition() {
     });
     let act = pods(2);
     let plan = reconcile(&j, &obs(&act, &tally(0, 1)), at(3), &NO_BACKOFF);
-    assert_eq!(plan.delete, ["p0", "p1"]);
+    assert_eq!(plan.delete, [0, 1]);
     assert_eq!(plan.delete_reason, "BackoffLimitExceeded");
     assert_eq!(
         types(&plan.status),
@@ -188,7 +188,8 @@ fn on_failure_counts_restarts_of_running_pods() {
     ] {
         let j = job(|s| {
             s.backoff_limit = Some(limit);
-            s.template.spec.restart_policy = Some("OnFailure".into());
+            std::sync::Arc::make_mut(&mut s.template.spec).restart_policy =
+                Some("OnFailure".into());
         });
         let mut act = pods(1);
         act[0].restart_count = restarts;
@@ -208,7 +209,7 @@ fn deadline_fails_the_job_and_is_requeued_until_then() {
     assert_eq!(early.requeue_after, Some(Duration::from_secs(60)));
     assert!(early.delete.is_empty());
     let late = reconcile(&j, &obs(&act, &tally(0, 0)), at(100), &NO_BACKOFF);
-    assert_eq!(late.delete, ["p0"]);
+    assert_eq!(late.delete, [0]);
     assert_eq!(late.delete_reason, "DeadlineExceeded");
     assert_eq!(types(&late.status), [("FailureTarget", "DeadlineExceeded")]);
     assert_eq!(

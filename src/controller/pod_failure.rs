@@ -87,7 +87,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::api::types::{
         ContainerState, ContainerStateTerminated, ContainerStatus, ObjectMeta, PodCondition,
-        PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule, PodSpec, PodStatus,
+        PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule, PodStatus,
     };
     use jiff::Timestamp;
 
@@ -102,7 +102,7 @@ pub(crate) mod tests {
                 namespace: Some("default".into()),
                 ..Default::default()
             },
-            spec: PodSpec::default(),
+            spec: Default::default(),
             status: PodStatus {
                 phase: if exit_code == 0 {
                     "Succeeded"

@@ -36,7 +36,7 @@ impl Host {
                 let pod = &self.store.pods[p].pod;
                 let cs = pod.status.container_statuses.first();
                 ActivePod {
-                    name: pod.metadata.name.clone().unwrap_or_default(),
+                    id: p,
                     restart_count: cs.map_or(0, |c| c.restart_count),
                     ready: cs.is_some_and(|c| c.ready),
                     terminating: self.pods[p].terminating,
@@ -87,17 +87,7 @@ impl Host {
         for note in plan.notes {
             self.event("Job", j, note.type_, note.reason, note.message, now);
         }
-        let victims: Vec<usize> = self.jobs[j]
-            .active
-            .iter()
-            .copied()
-            .filter(|&p| {
-                plan.delete
-                    .iter()
-                    .any(|n| self.store.pods[p].pod.metadata.name.as_deref() == Some(n))
-            })
-            .collect();
-        for p in victims {
+        for p in plan.delete {
             self.kill(p, plan.delete_reason);
             let name = self.pod_name(p);
             self.event(
@@ -168,7 +158,7 @@ impl Host {
             "CronJob" => (&self.store.cronjobs[index].metadata, "cronjob-controller"),
             _ => (&self.store.pods[index].pod.metadata, "kubelet"),
         };
-        self.store.events.push(Event {
+        self.store.events.push(Box::new(Event {
             type_: type_.into(),
             reason: reason.into(),
             message,
@@ -180,25 +170,31 @@ impl Host {
             first_time: time,
             time,
             count: 1,
-        });
+        }));
     }
 
     /// `<job>-` plus five random characters from Kubernetes' alphabet, unique in this host
-    /// and in its state database.
+    /// and in its state database (whose names with this prefix are read once, so that a
+    /// Job's thousands of pods do not query it one by one).
     pub(super) fn generate_name(&mut self, prefix: &str, namespace: &str) -> String {
         const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+        if let Some(db) = &self.db
+            && self
+                .stored_prefixes
+                .insert((namespace.to_string(), prefix.to_string()))
+        {
+            // A failed lookup only risks a collision, which the commit would then report.
+            let stored = db
+                .names_with_prefix("Pod", namespace, prefix)
+                .unwrap_or_default();
+            self.names.extend(stored);
+        }
         let mut rng = rand::rng();
         loop {
-            let suffix: String = (0..5)
-                .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-                .collect();
-            let name = format!("{prefix}{suffix}");
-            // A failed lookup only risks a collision, which the commit would then report.
-            let stored = self
-                .db
-                .as_ref()
-                .is_some_and(|db| db.name_taken("Pod", namespace, &name).unwrap_or(false));
-            if !stored && self.names.insert(name.clone()) {
+            let mut name = String::with_capacity(prefix.len() + 5);
+            name.push_str(prefix);
+            name.extend((0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char));
+            if self.names.insert(name.clone()) {
                 return name;
             }
         }
@@ -247,19 +243,20 @@ impl Host {
                 holder: uid.clone(),
             });
         let identity = PodIdentity {
-            name: name.clone(),
-            namespace,
-            uid,
-            labels: pod.metadata.labels.clone(),
-            annotations: pod.metadata.annotations.clone(),
-            queues,
+            name: &name,
+            namespace: &namespace,
+            uid: &uid,
+            labels: &pod.metadata.labels,
+            annotations: &pod.metadata.annotations,
+            queues: queues.as_ref(),
         };
+        let sandbox = prepared.sandbox(&identity);
         let p = self.store.pods.len();
-        self.store.pods.push(PodEntry {
+        self.store.pods.push(Box::new(PodEntry {
             pod,
             job: j,
             logs: Vec::new(),
-        });
+        }));
         self.jobs[j].active.insert(p);
         let (kill_tx, kill_rx) = oneshot::channel();
         self.pods.push(PodState {
@@ -282,7 +279,7 @@ impl Host {
             status: "Pending".into(),
             restarts: 0,
         });
-        let run = prepared.sandbox(&identity).map(|sandbox| PodRun {
+        let run = sandbox.map(|sandbox| PodRun {
             pod: p,
             name,
             container,
@@ -301,7 +298,9 @@ impl Host {
 
     /// Starts the pods created this turn; they are in the store by now.
     pub(super) fn start_pods(&mut self) {
-        for Start { pod, run, kill } in std::mem::take(&mut self.starts) {
+        // The list keeps its capacity from turn to turn.
+        let mut starts = std::mem::take(&mut self.starts);
+        for Start { pod, run, kill } in starts.drain(..) {
             if self.store_error.is_some() {
                 // Nothing durable knows of this pod: it never ran.
                 let _ = self.updates_tx.send(PodUpdate::Finished {
@@ -332,6 +331,7 @@ impl Host {
                 }
             }
         }
+        self.starts = starts;
     }
 
     pub(super) fn apply(&mut self, update: PodUpdate, on_change: &mut impl FnMut(&Change)) {

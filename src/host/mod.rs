@@ -185,6 +185,8 @@ pub struct Host {
     crons: Vec<cron::CronState>,
     pods: Vec<PodState>,
     names: HashSet<String>,
+    /// (namespace, prefix) pairs whose stored pod names are in `names` already.
+    stored_prefixes: HashSet<(String, String)>,
     updates_tx: mpsc::UnboundedSender<PodUpdate>,
     updates_rx: mpsc::UnboundedReceiver<PodUpdate>,
     db: Option<StateDb>,
@@ -221,6 +223,7 @@ impl Host {
             crons: Vec::new(),
             pods: Vec::new(),
             names: HashSet::new(),
+            stored_prefixes: HashSet::new(),
             updates_tx,
             updates_rx,
             db: None,
@@ -405,11 +408,11 @@ impl Host {
             if let Some(name) = &pod.metadata.name {
                 self.names.insert(name.clone());
             }
-            self.store.pods.push(PodEntry {
+            self.store.pods.push(Box::new(PodEntry {
                 pod,
                 job: j,
                 logs: Vec::new(),
-            });
+            }));
             self.pods.push(PodState {
                 kill: None,
                 terminating: false,
@@ -508,6 +511,21 @@ impl Host {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// [`Host::run`] as a task of its own on the current tokio runtime; the task gives the
+    /// host back with the result. On a multi-thread runtime this is the fast way to run it:
+    /// the loop then lives on a worker thread, where pods report to it without waking a
+    /// thread of their own (awaited from `block_on`, every pod's start and end crosses threads).
+    pub fn spawn(
+        mut self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        mut on_change: impl FnMut(&Change) + Send + 'static,
+    ) -> tokio::task::JoinHandle<(Host, Result<(), StoreError>)> {
+        tokio::spawn(async move {
+            let result = self.run(shutdown, &mut on_change).await;
+            (self, result)
+        })
     }
 
     fn kill_all(&mut self) {

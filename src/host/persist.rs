@@ -60,7 +60,8 @@ impl Host {
     }
 
     pub(super) fn touch_pod(&mut self, p: usize) {
-        if !self.pods[p].dirty {
+        // Without a state database nothing is saved, and a pod's turn need not track it.
+        if self.db.is_some() && !self.pods[p].dirty {
             self.pods[p].dirty = true;
             self.dirty_pods.push(p);
         }
@@ -154,7 +155,7 @@ impl Host {
         }
         for e in &self.store.events[self.saved_events..] {
             if !deleted(Some(&e.uid)) {
-                batch.events.push(e);
+                batch.events.push(&**e);
             }
         }
         batch.done_requests = std::mem::take(&mut self.done_requests);

@@ -44,7 +44,7 @@ impl PreparedPod for Script {
     fn image_id(&self) -> String {
         "fake".into()
     }
-    fn sandbox(&self, _pod: &PodIdentity) -> Result<Box<dyn Sandbox>, String> {
+    fn sandbox(&self, _pod: &PodIdentity<'_>) -> Result<Box<dyn Sandbox>, String> {
         Ok(Box::new(Script {
             args: self.args.clone(),
             runs: self.runs.clone(),

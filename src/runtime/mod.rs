@@ -70,21 +70,21 @@ impl PodExit {
     }
 }
 
-/// The pod a sandbox is made for: what `fieldRef`s and logs need.
-#[derive(Debug, Clone, Default)]
-pub struct PodIdentity {
+/// The pod a sandbox is made for: what `fieldRef`s and logs need, borrowed from the Pod.
+#[derive(Debug, Clone, Copy)]
+pub struct PodIdentity<'a> {
     /// Pod name.
-    pub name: String,
+    pub name: &'a str,
     /// Pod namespace.
-    pub namespace: String,
+    pub namespace: &'a str,
     /// Pod uid.
-    pub uid: String,
+    pub uid: &'a str,
     /// Pod labels.
-    pub labels: BTreeMap<String, String>,
+    pub labels: &'a BTreeMap<String, String>,
     /// Pod annotations.
-    pub annotations: BTreeMap<String, String>,
+    pub annotations: &'a BTreeMap<String, String>,
     /// The work queues the pod may use, if its manifest grants any.
-    pub queues: Option<crate::queue::QueueGrant>,
+    pub queues: Option<&'a crate::queue::QueueGrant>,
 }
 
 /// Runs pods.
@@ -100,7 +100,7 @@ pub trait PreparedPod: Send + Sync {
     fn image_id(&self) -> String;
 
     /// Creates one pod's sandbox (its emptyDir volumes live as long as it does).
-    fn sandbox(&self, pod: &PodIdentity) -> Result<Box<dyn Sandbox>, String>;
+    fn sandbox(&self, pod: &PodIdentity<'_>) -> Result<Box<dyn Sandbox>, String>;
 }
 
 /// One pod: runs its container, possibly several times (restartPolicy OnFailure).

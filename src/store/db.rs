@@ -754,6 +754,29 @@ impl StateDb {
             .map_err(|e| self.sql(e))
     }
 
+    /// The names of stored `kind` objects in `namespace` that start with `prefix`, in one
+    /// query (a host generating many names checks them in memory).
+    pub fn names_with_prefix(
+        &self,
+        kind: &str,
+        namespace: &str,
+        prefix: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT name FROM objects WHERE kind = ?1 AND namespace = ?2
+                 AND substr(name, 1, length(?3)) = ?3",
+            )
+            .map_err(|e| self.sql(e))?;
+        let names = stmt
+            .query_map(params![kind, namespace, prefix], |r| r.get(0))
+            .map_err(|e| self.sql(e))?;
+        names
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(|e| self.sql(e))
+    }
+
     /// The name of the object with uid `uid`, if it exists.
     pub fn name_of(&self, uid: &str) -> Result<Option<String>, StoreError> {
         self.conn

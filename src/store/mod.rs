@@ -57,10 +57,10 @@ pub struct Store {
     pub cronjobs: Vec<crate::api::cronjob::CronJob>,
     /// Jobs in submission order.
     pub jobs: Vec<Job>,
-    /// Pods in creation order.
-    pub pods: Vec<PodEntry>,
+    /// Pods in creation order, each boxed so that a growing store moves pointers, not pods.
+    pub pods: Vec<Box<PodEntry>>,
     /// Events in the order they happened.
-    pub events: Vec<Event>,
+    pub events: Vec<Box<Event>>,
     /// Uids of Jobs deleted by a user (`wasmjob delete`) while they ran, as opposed to their
     /// TTL or their CronJob (Replace, history).
     pub deleted_by_user: std::collections::BTreeSet<String>,
@@ -69,13 +69,14 @@ pub struct Store {
 impl Store {
     /// The pods of Job `job` (index into `jobs`), in creation order.
     pub fn pods_of(&self, job: usize) -> impl Iterator<Item = &PodEntry> {
-        self.pods.iter().filter(move |p| p.job == job)
+        self.pods.iter().map(|p| &**p).filter(move |p| p.job == job)
     }
 
     /// A pod by name.
     pub fn pod(&self, name: &str) -> Option<&PodEntry> {
         self.pods
             .iter()
+            .map(|p| &**p)
             .find(|p| p.pod.metadata.name.as_deref() == Some(name))
     }
 
@@ -87,6 +88,7 @@ impl Store {
     ) -> impl Iterator<Item = &'a Event> {
         self.events
             .iter()
+            .map(|e| &**e)
             .filter(move |e| e.kind == kind && e.name == name)
     }
 }

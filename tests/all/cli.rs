@@ -482,3 +482,65 @@ fn pods_beyond_the_instance_pool_wait_for_a_slot() {
     let list = out.json();
     assert_eq!(items(&list, "Job")[0]["status"]["succeeded"], 6);
 }
+
+/// The second run of a module loads it compiled from the cache; an entry that was corrupted
+/// is noticed, compiled again and rewritten, and the run is none the worse.
+#[test]
+fn compiled_modules_are_cached_and_corrupted_entries_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let cache_arg = cache.to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "pi.yaml", "--ephemeral", "-o", "name"];
+        args.extend_from_slice(extra);
+        let out = wasmjob(examples(), &args);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out
+    };
+    let entries = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&cache)
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default()
+    };
+    run(&["--no-cache"]);
+    assert!(entries().is_empty(), "--no-cache writes nothing");
+    run(&["--cache-dir", cache_arg]);
+    let written = entries();
+    assert_eq!(written.len(), 1, "one entry for pi.wasm: {written:?}");
+    assert!(written[0].to_str().unwrap().ends_with(".cwasm"));
+    let good = std::fs::read(&written[0]).unwrap();
+    // A loaded entry is left as it is.
+    run(&["--cache-dir", cache_arg]);
+    assert_eq!(std::fs::read(&written[0]).unwrap(), good);
+    // Flip one byte of the compiled code: the checksum catches it before wasmtime sees it.
+    let mut bad = good.clone();
+    let at = bad.len() - 100;
+    bad[at] ^= 0xff;
+    std::fs::write(&written[0], &bad).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmjob"))
+        .args([
+            "run",
+            "pi.yaml",
+            "--ephemeral",
+            "-o",
+            "name",
+            "--cache-dir",
+            cache_arg,
+        ])
+        .current_dir(examples())
+        .env("WASMJOB_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("job.batch/pi"));
+    assert!(
+        stderr.contains("corrupted compiled-module cache entry (checksum mismatch)"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&written[0]).unwrap(), good, "rewritten");
+    // A truncated entry is rebuilt too.
+    std::fs::write(&written[0], &good[..good.len() / 3]).unwrap();
+    run(&["--cache-dir", cache_arg]);
+    assert_eq!(std::fs::read(&written[0]).unwrap(), good);
+}

@@ -36,6 +36,11 @@ impl Output {
     }
 }
 
+/// The compiled-module cache the tests' runs share.
+pub fn module_cache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("module-cache")
+}
+
 /// Runs `wasmjob ARGS...` in `dir` with a state directory of its own, so that runs never
 /// see each other's Jobs.
 pub fn wasmjob(dir: &Path, args: &[&str]) -> Output {
@@ -49,6 +54,8 @@ pub fn wasmjob_with_state(state: &Path, dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .current_dir(dir)
         .env("WASMJOB_STATE_DIR", state)
+        // Every test's runs share one compiled-module cache, outside the user's own.
+        .env("WASMJOB_CACHE_DIR", module_cache())
         .output()
         .expect("running wasmjob");
     Output {

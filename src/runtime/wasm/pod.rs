@@ -214,7 +214,7 @@ impl PreparedPod for PreparedWasm {
         self.image_id.clone()
     }
 
-    fn sandbox(&self, pod: &PodIdentity) -> Result<Box<dyn Sandbox>, String> {
+    fn sandbox(&self, pod: &PodIdentity<'_>) -> Result<Box<dyn Sandbox>, String> {
         let needs_tmp = self
             .mounts
             .iter()
@@ -275,9 +275,9 @@ impl PreparedPod for PreparedWasm {
                 let value = match v {
                     EnvValue::Literal(s) => s.clone(),
                     EnvValue::Field(path) => match field_ref_key(path) {
-                        Some(FieldRef::Name) => pod.name.clone(),
-                        Some(FieldRef::Namespace) => pod.namespace.clone(),
-                        Some(FieldRef::Uid) => pod.uid.clone(),
+                        Some(FieldRef::Name) => pod.name.to_string(),
+                        Some(FieldRef::Namespace) => pod.namespace.to_string(),
+                        Some(FieldRef::Uid) => pod.uid.to_string(),
                         Some(FieldRef::Label(k)) => pod.labels.get(k).cloned().unwrap_or_default(),
                         Some(FieldRef::Annotation(k)) => {
                             pod.annotations.get(k).cloned().unwrap_or_default()
@@ -303,7 +303,7 @@ impl PreparedPod for PreparedWasm {
             env,
             preopens,
             memory_limit: self.memory_limit,
-            queues: pod.queues.clone(),
+            queues: pod.queues.cloned(),
             runs: Default::default(),
             _tmp: tmp,
         }))
