@@ -50,12 +50,18 @@ pub fn wasmjob(dir: &Path, args: &[&str]) -> Output {
 
 /// Runs `wasmjob ARGS...` in `dir` on the state directory `state`.
 pub fn wasmjob_with_state(state: &Path, dir: &Path, args: &[&str]) -> Output {
+    wasmjob_env(state, dir, args, &[])
+}
+
+/// Runs `wasmjob ARGS...` in `dir` on the state directory `state`, with `env` set too.
+pub fn wasmjob_env(state: &Path, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_wasmjob"))
         .args(args)
         .current_dir(dir)
         .env("WASMJOB_STATE_DIR", state)
         // Every test's runs share one compiled-module cache, outside the user's own.
         .env("WASMJOB_CACHE_DIR", module_cache())
+        .envs(env.iter().copied())
         .output()
         .expect("running wasmjob");
     Output {
