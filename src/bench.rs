@@ -59,6 +59,8 @@ pub struct Row {
     pub start: (Duration, Duration),
     /// Runs or pods that did not succeed (should be 0).
     pub failed: usize,
+    /// How the first pod that did not succeed ended, if one did not.
+    pub failure: Option<String>,
 }
 
 impl Row {
@@ -90,24 +92,21 @@ pub async fn run(runtime: Arc<WasmRuntime>, config: &BenchConfig) -> Result<Vec<
             let (raw, raw_failed) = runtime
                 .raw_loop(&module, &argv, config.completions, p)
                 .await?;
-            let (job, start, job_failed) =
-                run_job(&runtime, dir.path(), &module, config, p, false).await?;
-            let job_state = if config.with_state {
-                Some(
-                    run_job(&runtime, dir.path(), &module, config, p, true)
-                        .await?
-                        .0,
-                )
+            let job = run_job(&runtime, dir.path(), &module, config, p, false).await?;
+            let state = if config.with_state {
+                Some(run_job(&runtime, dir.path(), &module, config, p, true).await?)
             } else {
                 None
             };
+            let state_failed = state.as_ref().map_or(0, |s| s.failed);
             let round = Row {
                 parallelism: p,
                 raw,
-                job,
-                job_state,
-                start,
-                failed: raw_failed + job_failed,
+                job: job.wall,
+                job_state: state.as_ref().map(|s| s.wall),
+                start: job.start,
+                failed: raw_failed + job.failed + state_failed,
+                failure: job.failure.or(state.and_then(|s| s.failure)),
             };
             row = Some(match row {
                 None => round,
@@ -122,6 +121,7 @@ pub async fn run(runtime: Arc<WasmRuntime>, config: &BenchConfig) -> Result<Vec<
                         best.start
                     },
                     failed: best.failed + round.failed,
+                    failure: best.failure.or(round.failure),
                 },
             });
         }
@@ -130,8 +130,18 @@ pub async fn run(runtime: Arc<WasmRuntime>, config: &BenchConfig) -> Result<Vec<
     Ok(rows)
 }
 
-/// Runs one Job of `module` with `config.completions` completions at parallelism `p`:
-/// wall time, start latency p50/p99, pods that did not succeed.
+/// What one Job run measured.
+struct JobRun {
+    wall: Duration,
+    /// Start latency p50, p99.
+    start: (Duration, Duration),
+    /// Pods that did not succeed.
+    failed: usize,
+    /// The first of them: its name, STATUS column and message.
+    failure: Option<String>,
+}
+
+/// Runs one Job of `module` with `config.completions` completions at parallelism `p`.
 async fn run_job(
     runtime: &Arc<WasmRuntime>,
     dir: &Path,
@@ -139,7 +149,7 @@ async fn run_job(
     config: &BenchConfig,
     p: usize,
     with_state: bool,
-) -> Result<(Duration, (Duration, Duration), usize), String> {
+) -> Result<JobRun, String> {
     let args: Vec<String> = config
         .args
         .iter()
@@ -199,11 +209,32 @@ async fn run_job(
             .copied()
             .unwrap_or_default()
     };
-    let failed = host
+    let mut failures = host
         .store()
         .pods
         .iter()
-        .filter(|e| e.pod.status.phase != "Succeeded")
-        .count();
-    Ok((wall, (pct(0.5), pct(0.99)), failed))
+        .filter(|e| e.pod.status.phase != "Succeeded");
+    let failure = failures.next().map(|e| {
+        let pod = &e.pod;
+        let message = pod
+            .status
+            .container_statuses
+            .first()
+            .and_then(|c| c.state.terminated.as_ref())
+            .and_then(|t| t.message.clone())
+            .or_else(|| pod.status.message.clone())
+            .unwrap_or_default();
+        format!(
+            "pod/{} {}: {message}",
+            pod.metadata.name.as_deref().unwrap_or_default(),
+            crate::host::pod_status_column(pod)
+        )
+    });
+    let failed = failures.count() + usize::from(failure.is_some());
+    Ok(JobRun {
+        wall,
+        start: (pct(0.5), pct(0.99)),
+        failed,
+        failure,
+    })
 }

@@ -137,6 +137,12 @@ impl PodLog {
         out
     }
 
+    /// Whether [`PodLog::take_unsaved`] has anything to hand over.
+    pub fn has_unsaved(&self) -> bool {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.data.len() > g.saved || (g.ended && g.dropped > 0 && !g.notice_saved)
+    }
+
     /// The log so far, with a truncation notice if output was dropped.
     pub fn contents(&self) -> Vec<u8> {
         let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());

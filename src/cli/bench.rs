@@ -117,6 +117,9 @@ pub fn bench(args: BenchArgs) -> Outcome {
     let failed: usize = rows.iter().map(|r| r.failed).sum();
     if failed > 0 {
         eprintln!("error: {failed} runs or pods did not exit 0");
+        if let Some(first) = rows.iter().find_map(|r| r.failure.as_ref()) {
+            eprintln!("first failed pod: {first}");
+        }
         return Outcome::JobFailed;
     }
     Outcome::Success

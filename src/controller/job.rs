@@ -29,6 +29,9 @@ pub const REASON_POD_FAILURE_POLICY: &str = "PodFailurePolicy";
 pub const REASON_MAX_FAILED_INDEXES: &str = "MaxFailedIndexesExceeded";
 /// Reason of a Job whose indexes are all done, some failed.
 pub const REASON_FAILED_INDEXES: &str = "FailedIndexes";
+/// Pods a reconcile pass creates at most (Kubernetes' `MaxPodCreateDeletePerSync`).
+pub const MAX_POD_CREATE_PER_SYNC: u32 = 500;
+
 /// Reason of a Job that met a rule of its success policy.
 pub const REASON_SUCCESS_POLICY: &str = "SuccessPolicy";
 
@@ -127,14 +130,23 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
         notes: Vec::new(),
         requeue_after: None,
     };
-    let terminating = obs.active.iter().filter(|p| p.terminating).count();
-    let running: Vec<&ActivePod> = obs.active.iter().filter(|p| !p.terminating).collect();
+    // One pass over the active pods; the list of those to stop is built only when some are.
+    let (mut terminating, mut running, mut ready, mut restarts) = (0, 0, 0, 0i64);
+    for p in obs.active {
+        if p.terminating {
+            terminating += 1;
+        } else {
+            running += 1;
+            ready += usize::from(p.ready);
+            restarts += i64::from(p.restart_count);
+        }
+    }
     let succeeded = tally.succeeded(spec.completions);
     status.succeeded = succeeded;
     status.failed = tally.failed;
     status.terminating = count(terminating);
-    status.active = count(running.len());
-    status.ready = count(running.iter().filter(|p| p.ready).count());
+    status.active = count(running);
+    status.ready = count(ready);
     if let Some(ix) = &tally.succeeded_indexes {
         status.completed_indexes = Some(ix.to_string()).filter(|s| !s.is_empty());
     }
@@ -193,7 +205,7 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
     } else if let Some(c) = status.condition(FAILURE_TARGET) {
         Some((false, static_reason(&c.reason), c.message.clone()))
     } else if let Some((reason, message)) =
-        failure(job, obs, &running, start.filter(|_| !suspended), now)
+        failure(job, obs, restarts, start.filter(|_| !suspended), now)
     {
         status
             .conditions
@@ -210,7 +222,7 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
 
     if let Some((success, reason, message)) = target {
         // Terminate what still runs; the terminal condition waits until every pod is gone.
-        plan.delete = running.iter().map(|p| p.id).collect();
+        plan.delete = running_pods(obs).iter().map(|p| p.id).collect();
         plan.delete_reason = if success {
             REASON_JOB_SUCCEEDED
         } else {
@@ -246,7 +258,7 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
 
     // manageJob: a suspended Job's pods are stopped (not counted as failures) and none start.
     if suspended {
-        plan.delete = running.iter().map(|p| p.id).collect();
+        plan.delete = running_pods(obs).iter().map(|p| p.id).collect();
         plan.delete_reason = REASON_SUSPENDED;
         status.terminating += count(plan.delete.len());
         status.active = 0;
@@ -256,7 +268,7 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
     }
     // manageJob: how many pods should be active now.
     let parallelism = spec.parallelism.unwrap_or(1).max(0);
-    let active = count(running.len());
+    let active = count(running);
     let want_active = match spec.completions {
         // Work queue: once any pod succeeded, start no more.
         None if succeeded > 0 => active.min(parallelism),
@@ -268,9 +280,10 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
         || spec.pod_failure_policy.is_some();
     let waiting = if only_failed { count(terminating) } else { 0 };
     if active > want_active {
-        // Only reachable if parallelism shrank: remove the newest, not-yet-running pods first.
-        let mut victims: Vec<&&ActivePod> = running.iter().collect();
-        victims.sort_by_key(|p| p.ready);
+        // Only reachable if parallelism shrank: remove the not-yet-running, then the newest
+        // pods first, as Kubernetes' ActivePods order does.
+        let mut victims = running_pods(obs);
+        victims.sort_by_key(|p| (p.ready, std::cmp::Reverse(p.id)));
         plan.delete = victims
             .iter()
             .take((active - want_active) as usize)
@@ -280,7 +293,11 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
         status.active = want_active;
         status.terminating += count(plan.delete.len());
     } else if active + waiting < want_active {
-        let missing = (want_active - active - waiting) as u32;
+        let wanted = (want_active - active - waiting) as u32;
+        // As Kubernetes' MaxPodCreateDeletePerSync: a pass creates so many pods at most and
+        // comes back for the rest, so that a wide Job's first pods start (and are saved)
+        // while the rest are being created.
+        let missing = wanted.min(MAX_POD_CREATE_PER_SYNC);
         if let (Some(done), Some(c)) = (&tally.succeeded_indexes, spec.completions) {
             // The lowest indexes with neither a success, a failure nor a pod.
             let busy: std::collections::HashSet<i32> = obs
@@ -326,6 +343,9 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
             }
         }
         status.active = active + count(plan.create as usize);
+        if missing < wanted && plan.create == missing {
+            plan.requeue_after = Some(Duration::ZERO);
+        }
     }
     if let Some(deadline) = deadline(spec.active_deadline_seconds, start) {
         let left = now.duration_until(deadline).unsigned_abs();
@@ -384,12 +404,20 @@ fn condition(type_: &str, reason: &str, message: &str, now: Timestamp) -> JobCon
     }
 }
 
+/// The pods not being terminated, oldest first (the host keeps its list in no particular
+/// order).
+fn running_pods<'a>(obs: &Observed<'a>) -> Vec<&'a ActivePod> {
+    let mut running: Vec<&ActivePod> = obs.active.iter().filter(|p| !p.terminating).collect();
+    running.sort_unstable_by_key(|p| p.id);
+    running
+}
+
 /// The failure that ends the Job, if any, in the order `syncJob` checks: a `FailJob` rule,
 /// the back-off limit, the deadline, then an Indexed Job's failed indexes.
 fn failure(
     job: &Job,
     obs: &Observed<'_>,
-    running: &[&ActivePod],
+    restarts: i64,
     start: Option<Timestamp>,
     now: Timestamp,
 ) -> Option<(&'static str, String)> {
@@ -402,7 +430,6 @@ fn failure(
     let on_failure = spec.template.spec.restart_policy.as_deref() == Some("OnFailure");
     let exceeded = if on_failure {
         // pastBackoffLimitOnFailure: restarts of the pods still running count.
-        let restarts: i64 = running.iter().map(|p| i64::from(p.restart_count)).sum();
         (limit == 0 && restarts > 0) || (limit > 0 && restarts >= i64::from(limit))
     } else {
         tally.failed > limit

@@ -91,6 +91,59 @@ fn creates_up_to_parallelism_and_never_more_than_remaining_completions() {
 }
 
 #[test]
+fn a_wide_job_creates_pods_in_batches_and_comes_back_for_the_rest() {
+    let j = job(|s| {
+        s.completions = Some(1200);
+        s.parallelism = Some(1200);
+    });
+    let batch = MAX_POD_CREATE_PER_SYNC as usize;
+    // (active already, pods created now, whether the pass comes back at once)
+    for (active, want, again) in [
+        (0, batch, true),
+        (batch, batch, true),
+        (2 * batch, 200, false),
+    ] {
+        let act = pods(active);
+        let plan = reconcile(&j, &obs(&act, &tally(0, 0)), at(0), &NO_BACKOFF);
+        assert_eq!(plan.create as usize, want, "{active} active");
+        assert_eq!(plan.status.active as usize, active + want);
+        assert_eq!(
+            plan.requeue_after == Some(Duration::ZERO),
+            again,
+            "{active} active"
+        );
+    }
+    // Indexed: the lowest indexes, in batches too.
+    let j = job(|s| {
+        s.completions = Some(1200);
+        s.parallelism = Some(1200);
+        s.completion_mode = Some("Indexed".into());
+    });
+    let t = Tally::new(&j.spec);
+    let plan = reconcile(&j, &obs(&[], &t), at(0), &NO_BACKOFF);
+    assert_eq!(plan.indexes, (0..500).collect::<Vec<i32>>());
+    assert_eq!(plan.requeue_after, Some(Duration::ZERO));
+}
+
+#[test]
+fn shrinking_parallelism_stops_pods_not_yet_running_then_the_newest() {
+    let j = job(|s| {
+        s.completions = Some(10);
+        s.parallelism = Some(2);
+    });
+    // In no particular order, as the host keeps them.
+    let mut act = pods(5);
+    act.reverse();
+    for p in &mut act {
+        p.ready = p.id != 1;
+    }
+    let plan = reconcile(&j, &obs(&act, &tally(0, 0)), at(0), &NO_BACKOFF);
+    assert_eq!(plan.delete, vec![1, 4, 3]);
+    assert_eq!(plan.delete_reason, "Scaled down");
+    assert_eq!((plan.status.active, plan.status.terminating), (2, 3));
+}
+
+#[test]
 fn completes_with_success_criteria_then_complete() {
     let mut j = job(|s| s.completions = Some(2));
     let plan = reconcile(&j, &obs(&[], &tally(2, 1)), at(7), &NO_BACKOFF);

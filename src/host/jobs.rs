@@ -29,29 +29,14 @@ impl Host {
         }
         let now = self.clock.now();
         let state = &self.jobs[j];
-        let active: Vec<ActivePod> = state
-            .active
-            .iter()
-            .map(|&p| {
-                let pod = &self.store.pods[p].pod;
-                let cs = pod.status.container_statuses.first();
-                ActivePod {
-                    id: p,
-                    restart_count: cs.map_or(0, |c| c.restart_count),
-                    ready: cs.is_some_and(|c| c.ready),
-                    terminating: self.pods[p].terminating,
-                    index: pods::completion_index(pod),
-                }
-            })
-            .collect();
         let observed = Observed {
-            active: &active,
+            active: &state.active,
             tally: &state.tally,
         };
         let plan = reconcile(&self.store.jobs[j], &observed, now, &self.config.backoff);
         tracing::debug!(
             job = self.store.jobs[j].name(),
-            active = active.len(),
+            active = self.jobs[j].active.len(),
             create = plan.create,
             delete = plan.delete.len(),
             requeue = ?plan.requeue_after,
@@ -111,6 +96,28 @@ impl Host {
         self.jobs[j].requeue_at = plan.requeue_after.map(|d| Instant::now() + d);
     }
 
+    /// Pod `p`'s entry in its Job's active list, while it has not finished.
+    fn active_pod(&mut self, p: usize) -> Option<&mut ActivePod> {
+        let j = self.store.pods[p].job;
+        self.jobs[j]
+            .active
+            .get_mut(self.pods[p].slot)
+            .filter(|a| a.id == p)
+    }
+
+    /// Pod `p` finished: it leaves its Job's active list.
+    fn remove_active(&mut self, p: usize) {
+        let j = self.store.pods[p].job;
+        let slot = std::mem::replace(&mut self.pods[p].slot, usize::MAX);
+        let active = &mut self.jobs[j].active;
+        if active.get(slot).is_some_and(|a| a.id == p) {
+            active.swap_remove(slot);
+            if let Some(moved) = active.get(slot) {
+                self.pods[moved.id].slot = slot;
+            }
+        }
+    }
+
     /// How pod `p` stands now, for live views.
     pub(super) fn pod_change(&self, p: usize) -> Change {
         let pod = &self.store.pods[p].pod;
@@ -137,7 +144,9 @@ impl Host {
     pub(super) fn kill(&mut self, p: usize, reason: &str) {
         if let Some(kill) = self.pods[p].kill.take() {
             tracing::debug!(pod = p, reason, "terminating");
-            self.pods[p].terminating = true;
+            if let Some(a) = self.active_pod(p) {
+                a.terminating = true;
+            }
             // A pod that already finished dropped its receiver; nothing to stop then.
             let _ = kill.send(reason.to_string());
         }
@@ -257,11 +266,18 @@ impl Host {
             job: j,
             logs: Vec::new(),
         }));
-        self.jobs[j].active.insert(p);
+        let slot = self.jobs[j].active.len();
+        self.jobs[j].active.push(ActivePod {
+            id: p,
+            restart_count: 0,
+            ready: false,
+            terminating: false,
+            index,
+        });
         let (kill_tx, kill_rx) = oneshot::channel();
         self.pods.push(PodState {
             kill: Some(kill_tx),
-            terminating: false,
+            slot,
             dirty: false,
             unsaved_run: 0,
         });
@@ -340,6 +356,9 @@ impl Host {
                 let entry = &mut self.store.pods[p];
                 entry.logs.push(log);
                 pods::started(&mut entry.pod, at);
+                if let Some(a) = self.active_pod(p) {
+                    a.ready = true;
+                }
                 (p, None)
             }
             PodUpdate::Restarting {
@@ -349,6 +368,10 @@ impl Host {
                 at,
             } => {
                 pods::restarting(&mut self.store.pods[p].pod, &exit, started, at);
+                if let Some(a) = self.active_pod(p) {
+                    a.ready = false;
+                    a.restart_count += 1;
+                }
                 self.settle_leases(p, false);
                 self.event(
                     "Pod",
@@ -375,7 +398,7 @@ impl Host {
         on_change(&self.pod_change(p));
         let j = self.store.pods[p].job;
         if let Some(at) = finished {
-            self.jobs[j].active.remove(&p);
+            self.remove_active(p);
             self.pods[p].kill = None;
             let spec = &self.store.jobs[j].spec;
             self.jobs[j]

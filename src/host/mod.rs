@@ -1,10 +1,11 @@
 //! The host loop: admits Jobs, reconciles them with the pure controller, and applies each
 //! [`Plan`] by starting and terminating pods through the [`PodRuntime`]. It owns the clock
-//! and the store; pods report back over a channel. With a [`StateDb`] every turn of the loop
-//! is committed in one transaction before the pods it created start, so a host killed at
-//! any point can be resumed ([`Host::adopt`]) without losing or double-counting a pod.
+//! and the store; pods report back over a channel. With a [`StateDb`] the pods a turn of the
+//! loop creates are committed in one transaction before they start (other changes within
+//! [`COMMIT_DELAY`]), so a host killed at any point can be resumed ([`Host::adopt`]) without
+//! losing or double-counting a pod.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
@@ -44,6 +45,10 @@ pub use pods::pod_status_column;
 
 /// How often the host looks for requests from other processes and saves running pods' logs.
 const TICK: Duration = Duration::from_millis(250);
+/// Changes that start no pod (pods started or finished, events) are committed at most this
+/// long after the previous commit, so that a turn per pod update does not mean a
+/// transaction per pod update; new pods are committed (and started) in their own turn.
+const COMMIT_DELAY: Duration = Duration::from_millis(20);
 /// Running pods' new log output is saved every this many ticks.
 const LOG_SAVE_TICKS: u32 = 4;
 
@@ -149,7 +154,9 @@ struct JobState {
     prepared: Arc<dyn PreparedPod>,
     /// The work queues its pods may use, with their broker.
     queues: Option<JobQueues>,
-    active: BTreeSet<usize>,
+    /// Its pods that have not finished, kept up to date as they change (in no particular
+    /// order), so that a reconcile pass need not gather them.
+    active: Vec<ActivePod>,
     /// Its finished pods, folded.
     tally: Tally,
     requeue_at: Option<Instant>,
@@ -162,7 +169,8 @@ struct JobState {
 /// Per-pod bookkeeping beside the Pod object.
 struct PodState {
     kill: Option<oneshot::Sender<String>>,
-    terminating: bool,
+    /// Where the pod is in its Job's `active` list while it has not finished.
+    slot: usize,
     dirty: bool,
     /// First container run whose log may have output not yet saved.
     unsaved_run: usize,
@@ -208,6 +216,8 @@ pub struct Host {
     /// Uids of objects deleted while the host ran; they are never written again.
     deleted: HashSet<String>,
     store_error: Option<StoreError>,
+    /// When the state database was last committed to.
+    last_commit: Instant,
 }
 
 impl Host {
@@ -239,6 +249,7 @@ impl Host {
             redis: Default::default(),
             deleted: HashSet::new(),
             store_error: None,
+            last_commit: Instant::now(),
         }
     }
 
@@ -386,7 +397,7 @@ impl Host {
             tally: Tally::new(&job.spec),
             queues,
             prepared,
-            active: BTreeSet::new(),
+            active: Vec::new(),
             requeue_at: Some(Instant::now()),
             source,
             dirty: false,
@@ -415,13 +426,18 @@ impl Host {
             }));
             self.pods.push(PodState {
                 kill: None,
-                terminating: false,
+                slot: usize::MAX,
                 dirty: false,
                 unsaved_run: 0,
             });
         }
         self.touch_job(j);
         j
+    }
+
+    /// Closes the state database, if the host keeps one (dropping the host does too).
+    pub fn close_state(&mut self) {
+        self.db = None;
     }
 
     /// The objects so far.
@@ -465,7 +481,10 @@ impl Host {
                     }
                 }
             }
-            self.commit(false);
+            let commit_at = self.last_commit + COMMIT_DELAY;
+            if self.db.is_none() || !self.starts.is_empty() || Instant::now() >= commit_at {
+                self.commit(false);
+            }
             self.start_pods();
             let running = self.jobs.iter().any(|j| !j.active.is_empty());
             let next = self
@@ -477,6 +496,11 @@ impl Host {
             if !running && (next.is_none() || shutting_down) {
                 break;
             }
+            // What waits for a commit is written by `commit_at` at the latest.
+            let next = match self.unsaved() {
+                true => Some(next.map_or(commit_at, |n| n.min(commit_at))),
+                false => next,
+            };
             tokio::select! {
                 update = self.updates_rx.recv() => {
                     // The host holds a sender, so the channel never closes while it runs.

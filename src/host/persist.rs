@@ -1,5 +1,6 @@
 //! Making the host's state durable: what changed since the last commit is written in one
-//! transaction per loop turn (with queue lease settlements), before the pods it created start.
+//! transaction (with queue lease settlements) before the pods it created start; changes that
+//! start no pod wait at most [`COMMIT_DELAY`] for the next commit.
 
 use super::*;
 
@@ -67,18 +68,36 @@ impl Host {
         }
     }
 
-    /// Marks running pods so their new log output is saved with the next commit.
+    /// Marks running pods with new log output so that it is saved with the next commit.
     pub(super) fn touch_running_pods(&mut self) {
         let active: Vec<usize> = self
             .jobs
             .iter()
-            .flat_map(|j| j.active.iter().copied())
+            .flat_map(|j| j.active.iter().map(|a| a.id))
             .collect();
         for p in active {
-            if self.store.pods[p].logs.len() > self.pods[p].unsaved_run {
+            let logs = &self.store.pods[p].logs;
+            if logs
+                .iter()
+                .skip(self.pods[p].unsaved_run)
+                .any(|log| log.has_unsaved())
+            {
                 self.touch_pod(p);
             }
         }
+    }
+
+    /// Whether anything waits to be written to the state database.
+    pub(super) fn unsaved(&self) -> bool {
+        self.db.is_some()
+            && (!self.dirty_jobs.is_empty()
+                || !self.dirty_crons.is_empty()
+                || !self.dirty_pods.is_empty()
+                || self.saved_events < self.store.events.len()
+                || !self.done_requests.is_empty()
+                || !self.settle.is_empty()
+                || !self.outbox.is_empty()
+                || !self.settled.is_empty())
     }
 
     /// Writes what changed since the last commit in one transaction. After a failure the
@@ -107,6 +126,7 @@ impl Host {
         if self.store_error.is_some() && !last {
             return;
         }
+        self.last_commit = Instant::now();
         let mut batch = Batch::default();
         let deleted = |uid: Option<&str>| {
             !self.deleted.is_empty() && self.deleted.contains(uid.unwrap_or_default())

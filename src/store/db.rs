@@ -113,6 +113,7 @@ const MIGRATIONS: &[&str] = &[
     );",
 ];
 
+mod checkpoint;
 mod queue;
 pub use queue::{PendingSettle, QueueStats, StoredItem};
 
@@ -292,6 +293,8 @@ pub fn manifest_hash(job: &Job) -> String {
 
 /// An open state database.
 pub struct StateDb {
+    /// The writer's checkpointing thread, stopped before `conn` closes.
+    checkpointer: Option<checkpoint::Checkpointer>,
     conn: Connection,
     dir: PathBuf,
 }
@@ -335,7 +338,8 @@ impl StateDb {
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| foreign(e.to_string()))?;
         conn.busy_timeout(Duration::from_secs(10))
             .map_err(|e| foreign(e.to_string()))?;
-        let db = StateDb {
+        let mut db = StateDb {
+            checkpointer: None,
             conn,
             dir: dir.into(),
         };
@@ -380,6 +384,18 @@ impl StateDb {
             db.conn
                 .pragma_update(None, "synchronous", "FULL")
                 .map_err(|e| foreign(e.to_string()))?;
+            if let Some((checkpointer, poke)) = checkpoint::Checkpointer::start(&path) {
+                // Replaces SQLite's automatic checkpoint (itself a WAL hook).
+                db.conn
+                    .wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages| {
+                        if pages >= checkpoint::CHECKPOINT_PAGES {
+                            poke.poke();
+                        }
+                        Ok(())
+                    }))
+                    .map_err(|e| foreign(e.to_string()))?;
+                db.checkpointer = Some(checkpointer);
+            }
         }
         Ok(db)
     }
@@ -434,6 +450,22 @@ impl StateDb {
             name: name.into(),
             message: e.to_string(),
         }
+    }
+
+    /// For a state directory removed when the run ends (`--ephemeral`): commits are not
+    /// synced to disk and closing skips the last checkpoint, since nothing will read them.
+    pub fn set_ephemeral(&self) -> Result<(), StoreError> {
+        self.conn
+            .pragma_update(None, "synchronous", "OFF")
+            .and_then(|()| {
+                self.conn
+                    .set_db_config(
+                        rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+                        true,
+                    )
+                    .map(drop)
+            })
+            .map_err(|e| self.sql(e))
     }
 
     /// Writes a batch in one transaction.
