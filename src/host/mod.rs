@@ -413,6 +413,16 @@ impl Host {
         for (at, pod) in finished {
             state.tally.finished(&job.spec, pod, at);
         }
+        // Room for the pods the Job will at least create, so that a wide Job's tables do
+        // not grow (rehashing and copying) pod by pod.
+        let expected = job
+            .spec
+            .completions
+            .or(job.spec.parallelism)
+            .map_or(0, |n| usize::try_from(n).unwrap_or(0).min(1 << 20));
+        self.store.pods.reserve(expected);
+        self.pods.reserve(expected);
+        self.names.reserve(expected);
         self.store.jobs.push(job);
         self.jobs.push(state);
         for pod in pods {

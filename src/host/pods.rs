@@ -27,8 +27,13 @@ pub use crate::controller::tally::completion_index;
 
 /// A new Pending pod of `job`.
 pub fn new_pod(job: &Job, name: String, uid: String, image_id: String, now: Timestamp) -> Pod {
-    let tmpl = job.spec.template.clone();
-    let container = tmpl.spec.containers.first().cloned().unwrap_or_default();
+    let tmpl = &job.spec.template;
+    let (container, image) = tmpl
+        .spec
+        .containers
+        .first()
+        .map(|c| (c.name.clone(), c.image.clone()))
+        .unwrap_or_default();
     let generate_name = format!("{}-", job.name().chars().take(58).collect::<String>());
     Pod {
         api_version: "v1".into(),
@@ -38,18 +43,18 @@ pub fn new_pod(job: &Job, name: String, uid: String, image_id: String, now: Time
             generate_name: Some(generate_name),
             namespace: job.metadata.namespace.clone(),
             uid: Some(uid),
-            labels: tmpl.metadata.labels,
-            annotations: tmpl.metadata.annotations,
+            labels: tmpl.metadata.labels.clone(),
+            annotations: tmpl.metadata.annotations.clone(),
             creation_timestamp: Some(now),
             owner_references: vec![owner_reference(job)],
             deletion_timestamp: None,
             other: Default::default(),
         },
-        spec: tmpl.spec,
+        spec: tmpl.spec.clone(),
         status: PodStatus {
             phase: "Pending".into(),
             container_statuses: vec![ContainerStatus {
-                name: container.name,
+                name: container,
                 state: ContainerState {
                     waiting: Some(ContainerStateWaiting {
                         reason: "ContainerCreating".into(),
@@ -60,7 +65,7 @@ pub fn new_pod(job: &Job, name: String, uid: String, image_id: String, now: Time
                 last_state: ContainerState::default(),
                 ready: false,
                 restart_count: 0,
-                image: container.image,
+                image,
                 image_id,
                 started: false,
             }],
