@@ -419,7 +419,7 @@ impl Host {
             .spec
             .completions
             .or(job.spec.parallelism)
-            .map_or(0, |n| usize::try_from(n).unwrap_or(0).min(1 << 20));
+            .map_or(0, |n| usize::try_from(n).unwrap_or(0).min(1 << 17));
         self.store.pods.reserve(expected);
         self.pods.reserve(expected);
         self.names.reserve(expected);
