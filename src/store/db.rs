@@ -113,7 +113,6 @@ const MIGRATIONS: &[&str] = &[
     );",
 ];
 
-mod checkpoint;
 mod queue;
 pub use queue::{PendingSettle, QueueStats, StoredItem};
 
@@ -293,8 +292,6 @@ pub fn manifest_hash(job: &Job) -> String {
 
 /// An open state database.
 pub struct StateDb {
-    /// The writer's checkpointing thread, stopped before `conn` closes.
-    checkpointer: Option<checkpoint::Checkpointer>,
     conn: Connection,
     dir: PathBuf,
 }
@@ -338,8 +335,7 @@ impl StateDb {
         let conn = Connection::open_with_flags(&path, flags).map_err(|e| foreign(e.to_string()))?;
         conn.busy_timeout(Duration::from_secs(10))
             .map_err(|e| foreign(e.to_string()))?;
-        let mut db = StateDb {
-            checkpointer: None,
+        let db = StateDb {
             conn,
             dir: dir.into(),
         };
@@ -384,18 +380,6 @@ impl StateDb {
             db.conn
                 .pragma_update(None, "synchronous", "FULL")
                 .map_err(|e| foreign(e.to_string()))?;
-            if let Some((checkpointer, poke)) = checkpoint::Checkpointer::start(&path) {
-                // Replaces SQLite's automatic checkpoint (itself a WAL hook).
-                db.conn
-                    .wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages| {
-                        if pages >= checkpoint::CHECKPOINT_PAGES {
-                            poke.poke();
-                        }
-                        Ok(())
-                    }))
-                    .map_err(|e| foreign(e.to_string()))?;
-                db.checkpointer = Some(checkpointer);
-            }
         }
         Ok(db)
     }
