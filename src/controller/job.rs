@@ -307,9 +307,30 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
                 .filter_map(|p| p.index)
                 .collect();
             let failed = tally.failed_indexes.as_ref();
-            let pending = (0..c)
-                .filter(|&i| !done.contains(i) && !failed.is_some_and(|f| f.contains(i)))
-                .filter(|i| !busy.contains(i));
+            // The indexes neither done nor failed, skipping whole runs of them, so that a
+            // pass costs O(runs + active), not O(completions).
+            let mut next = 0;
+            let pending = std::iter::from_fn(move || {
+                loop {
+                    let i = failed.map_or(done.next_absent(next), |f| {
+                        let mut i = next;
+                        loop {
+                            let j = f.next_absent(done.next_absent(i));
+                            if j == i {
+                                break i;
+                            }
+                            i = j;
+                        }
+                    });
+                    if i >= c {
+                        return None;
+                    }
+                    next = i + 1;
+                    if !busy.contains(&i) {
+                        return Some(i);
+                    }
+                }
+            });
             if spec.backoff_limit_per_index.is_some() {
                 // Each index backs off on its own failures.
                 let mut wait: Option<Duration> = None;

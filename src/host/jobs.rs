@@ -185,16 +185,18 @@ impl Host {
     /// `<job>-` plus five random characters from Kubernetes' alphabet, unique in this host
     /// and in its state database (whose names with this prefix are read once, so that a
     /// Job's thousands of pods do not query it one by one).
-    pub(super) fn generate_name(&mut self, prefix: &str, namespace: &str) -> String {
+    /// `stored` is a prefix of `prefix` under which the database's names are read (the Job's
+    /// own `<job>-`, also for an Indexed Job's `<job>-<index>-`: one read per Job).
+    pub(super) fn generate_name(&mut self, prefix: &str, stored: &str, namespace: &str) -> String {
         const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
         if let Some(db) = &self.db
             && self
                 .stored_prefixes
-                .insert((namespace.to_string(), prefix.to_string()))
+                .insert((namespace.to_string(), stored.to_string()))
         {
             // A failed lookup only risks a collision, which the commit would then report.
             let stored = db
-                .names_with_prefix("Pod", namespace, prefix)
+                .names_with_prefix("Pod", namespace, stored)
                 .unwrap_or_default();
             self.names.extend(stored);
         }
@@ -223,10 +225,14 @@ impl Host {
             None => job.name().to_string(),
         };
         let base = format!("{}-", stem.chars().take(58).collect::<String>());
+        let job_base = match index {
+            Some(_) => format!("{}-", job.name().chars().take(58).collect::<String>()),
+            None => base.clone(),
+        };
         let namespace = job.metadata.namespace.clone().unwrap_or_default();
         let restart_on_failure =
             job.spec.template.spec.restart_policy.as_deref() == Some("OnFailure");
-        let name = self.generate_name(&base, &namespace);
+        let name = self.generate_name(&base, &job_base, &namespace);
         let uid = uuid::Uuid::new_v4().to_string();
         let prepared = self.jobs[j].prepared.clone();
         let job = &self.store.jobs[j];
