@@ -282,8 +282,8 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
     if active > want_active {
         // Only reachable if parallelism shrank: remove the not-yet-running, then the newest
         // pods first, as Kubernetes' ActivePods order does.
-        let mut victims = running_pods(obs);
-        victims.sort_by_key(|p| (p.ready, std::cmp::Reverse(p.id)));
+        let mut victims: Vec<&ActivePod> = obs.active.iter().filter(|p| !p.terminating).collect();
+        victims.sort_unstable_by_key(|p| (p.ready, std::cmp::Reverse(p.id)));
         plan.delete = victims
             .iter()
             .take((active - want_active) as usize)

@@ -182,24 +182,27 @@ impl Host {
         }));
     }
 
-    /// `<job>-` plus five random characters from Kubernetes' alphabet, unique in this host
-    /// and in its state database (whose names with this prefix are read once, so that a
-    /// Job's thousands of pods do not query it one by one).
-    /// `stored` is a prefix of `prefix` under which the database's names are read (the Job's
-    /// own `<job>-`, also for an Indexed Job's `<job>-<index>-`: one read per Job).
-    pub(super) fn generate_name(&mut self, prefix: &str, stored: &str, namespace: &str) -> String {
-        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-        if let Some(db) = &self.db
-            && self
-                .stored_prefixes
-                .insert((namespace.to_string(), stored.to_string()))
-        {
-            // A failed lookup only risks a collision, which the commit would then report.
-            let stored = db
-                .names_with_prefix("Pod", namespace, stored)
-                .unwrap_or_default();
-            self.names.extend(stored);
+    /// The state database's pod names under Job `j`'s prefix (`<job>-`, which an Indexed
+    /// Job's `<job>-<index>-` names share), read once per Job so that its thousands of pods
+    /// do not query it one by one.
+    fn load_stored_names(&mut self, j: usize) {
+        let Some(db) = &self.db else { return };
+        if std::mem::replace(&mut self.jobs[j].stored_names_loaded, true) {
+            return;
         }
+        let job = &self.store.jobs[j];
+        let namespace = job.metadata.namespace.as_deref().unwrap_or_default();
+        // A failed lookup only risks a collision, which the commit would then report.
+        let stored = db
+            .names_with_prefix("Pod", namespace, &pods::name_prefix(job.name()))
+            .unwrap_or_default();
+        self.names.extend(stored);
+    }
+
+    /// `prefix` plus five random characters from Kubernetes' alphabet, unique in this host
+    /// (and, once [`Host::load_stored_names`] ran for the Job, in its state database).
+    pub(super) fn generate_name(&mut self, prefix: &str) -> String {
+        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
         let mut rng = rand::rng();
         loop {
             let mut name = String::with_capacity(prefix.len() + 5);
@@ -218,21 +221,17 @@ impl Host {
         index: Option<i32>,
         on_change: &mut impl FnMut(&Change),
     ) {
+        self.load_stored_names(j);
         let job = &self.store.jobs[j];
         // Indexed pods are `<job>-<index>-<random>`.
-        let stem = match index {
-            Some(i) => format!("{}-{i}", job.name()),
-            None => job.name().to_string(),
-        };
-        let base = format!("{}-", stem.chars().take(58).collect::<String>());
-        let job_base = match index {
-            Some(_) => format!("{}-", job.name().chars().take(58).collect::<String>()),
-            None => base.clone(),
+        let base = match index {
+            Some(i) => pods::name_prefix(&format!("{}-{i}", job.name())),
+            None => pods::name_prefix(job.name()),
         };
         let namespace = job.metadata.namespace.clone().unwrap_or_default();
         let restart_on_failure =
             job.spec.template.spec.restart_policy.as_deref() == Some("OnFailure");
-        let name = self.generate_name(&base, &job_base, &namespace);
+        let name = self.generate_name(&base);
         let uid = uuid::Uuid::new_v4().to_string();
         let prepared = self.jobs[j].prepared.clone();
         let job = &self.store.jobs[j];

@@ -162,6 +162,8 @@ struct JobState {
     requeue_at: Option<Instant>,
     /// Written to the store once, with the Job's first commit.
     source: Option<JobSource>,
+    /// Whether the state database's pod names under its prefix are in `Host::names`.
+    stored_names_loaded: bool,
     dirty: bool,
     deleted: bool,
 }
@@ -193,8 +195,6 @@ pub struct Host {
     crons: Vec<cron::CronState>,
     pods: Vec<PodState>,
     names: HashSet<String>,
-    /// (namespace, prefix) pairs whose stored pod names are in `names` already.
-    stored_prefixes: HashSet<(String, String)>,
     updates_tx: mpsc::UnboundedSender<PodUpdate>,
     updates_rx: mpsc::UnboundedReceiver<PodUpdate>,
     db: Option<StateDb>,
@@ -233,7 +233,6 @@ impl Host {
             crons: Vec::new(),
             pods: Vec::new(),
             names: HashSet::new(),
-            stored_prefixes: HashSet::new(),
             updates_tx,
             updates_rx,
             db: None,
@@ -400,6 +399,7 @@ impl Host {
             active: Vec::new(),
             requeue_at: Some(Instant::now()),
             source,
+            stored_names_loaded: false,
             dirty: false,
             deleted: false,
         };

@@ -25,6 +25,14 @@ pub use crate::api::defaults::COMPLETION_INDEX;
 
 pub use crate::controller::tally::completion_index;
 
+/// The `generateName` of pods named after `stem` (a Job's name, or `<job>-<index>`): its
+/// first 58 characters and a dash, as the Job controller cuts it.
+pub fn name_prefix(stem: &str) -> String {
+    let mut prefix: String = stem.chars().take(58).collect();
+    prefix.push('-');
+    prefix
+}
+
 /// A new Pending pod of `job`.
 pub fn new_pod(job: &Job, name: String, uid: String, image_id: String, now: Timestamp) -> Pod {
     let tmpl = &job.spec.template;
@@ -34,7 +42,7 @@ pub fn new_pod(job: &Job, name: String, uid: String, image_id: String, now: Time
         .first()
         .map(|c| (c.name.clone(), c.image.clone()))
         .unwrap_or_default();
-    let generate_name = format!("{}-", job.name().chars().take(58).collect::<String>());
+    let generate_name = name_prefix(job.name());
     Pod {
         api_version: "v1".into(),
         kind: "Pod".into(),
