@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 
-use super::output::{Format, Listing, parse_format, render};
+use super::output::{Format, Listing, RenderError, parse_format, render, render_string};
 use super::state::{Resource, StateDir, resource_args};
 use super::{Outcome, parse_duration};
 use crate::api::cronjob::CronJob;
@@ -206,8 +206,14 @@ pub fn get(args: GetArgs, state: &StateDir) -> Outcome {
     if !objects.is_empty() || (as_list && names.is_empty() && !args.watch) {
         let mut listing = objects.listing();
         listing.namespaces = args.all_namespaces;
-        match render(&listing, &args.output, now, names.len() == 1) {
-            Ok(text) => print!("{text}"),
+        match render(
+            &listing,
+            &args.output,
+            now,
+            names.len() == 1,
+            &mut std::io::stdout().lock(),
+        ) {
+            Ok(()) | Err(RenderError::Io(_)) => {}
             Err(e) => {
                 eprintln!("error: {e}");
                 return Outcome::Invalid;
@@ -293,7 +299,7 @@ fn watch(
 /// Changed objects as `kubectl get -w` prints them: table rows without the header.
 fn print_changes(listing: &Listing<'_>, format: &Format) {
     let now = Timestamp::now();
-    match render(listing, format, now, false) {
+    match render_string(listing, format, now, false) {
         Ok(text) if matches!(format, Format::Table | Format::Wide) => {
             for line in text.lines().filter(|l| !is_header(l)) {
                 println!("{line}");

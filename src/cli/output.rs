@@ -382,127 +382,250 @@ impl<'a> Listing<'a> {
         self.cronjobs.len() + self.jobs.len() + self.pods.len() + self.events.len()
     }
 
-    /// The objects as JSON values: Jobs, then Pods, then Events.
-    fn values(&self) -> Vec<serde_json::Value> {
-        let mut out: Vec<serde_json::Value> = Vec::with_capacity(self.len());
-        out.extend(self.cronjobs.iter().map(to_value));
-        out.extend(self.jobs.iter().map(to_value));
-        out.extend(self.pods.iter().map(to_value));
-        out.extend(self.events.iter().map(|e| event_object(e)));
-        out
+    /// The one object, when the listing holds exactly one.
+    fn only(&self) -> Option<Item<'_>> {
+        (self.len() == 1).then(|| self.items().next()).flatten()
+    }
+
+    /// The objects in print order: CronJobs, Jobs, Pods, then Events.
+    fn items(&self) -> impl Iterator<Item = Item<'_>> {
+        let cronjobs = self.cronjobs.iter().map(|&c| Item::CronJob(c));
+        let jobs = self.jobs.iter().map(|&j| Item::Job(j));
+        let pods = self.pods.iter().map(|&p| Item::Pod(p));
+        let events = self.events.iter().map(|&e| Item::Event(e));
+        cronjobs.chain(jobs).chain(pods).chain(events)
     }
 }
 
-fn to_value(v: &impl Serialize) -> serde_json::Value {
-    // Our API types always serialize.
-    serde_json::to_value(v).expect("API objects serialize to JSON")
+/// One object of a listing, serialized as `-o json` shows it.
+enum Item<'a> {
+    CronJob(&'a CronJob),
+    Job(&'a Job),
+    Pod(&'a Pod),
+    Event(&'a Event),
 }
 
-/// Renders `listing` in `format`. `single`: one object was asked for by name, so JSON and
-/// YAML show it alone rather than in a `List`, as kubectl does.
+impl Serialize for Item<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Item::CronJob(c) => c.serialize(s),
+            Item::Job(j) => j.serialize(s),
+            Item::Pod(p) => p.serialize(s),
+            Item::Event(e) => event_object(e).serialize(s),
+        }
+    }
+}
+
+/// A listing as kubectl's `List`, serialized straight from the objects: a run of 100,000
+/// pods is written as it is read, never held as one JSON tree.
+struct List<'l, 'a>(&'l Listing<'a>);
+
+impl Serialize for List<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        struct Items<'l, 'a>(&'l Listing<'a>);
+        impl Serialize for Items<'_, '_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.items())
+            }
+        }
+        let mut m = s.serialize_map(Some(4))?;
+        m.serialize_entry("apiVersion", "v1")?;
+        m.serialize_entry("items", &Items(self.0))?;
+        m.serialize_entry("kind", "List")?;
+        m.serialize_entry("metadata", &serde_json::json!({ "resourceVersion": "" }))?;
+        m.end()
+    }
+}
+
+/// Why a listing could not be printed.
+#[derive(Debug)]
+pub enum RenderError {
+    /// The format cannot render it (e.g. a JSONPath template that does not apply).
+    Invalid(String),
+    /// Writing failed (e.g. stdout closed by `| head`).
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for RenderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RenderError::Invalid(e) => f.write_str(e),
+            RenderError::Io(e) => write!(f, "writing the output: {e}"),
+        }
+    }
+}
+
+/// A writer that keeps its first I/O error, so that one can be told from a format's own.
+struct Tracked<'w> {
+    inner: &'w mut dyn std::io::Write,
+    error: Option<std::io::Error>,
+}
+
+impl std::io::Write for Tracked<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf).inspect_err(|e| {
+            self.error
+                .get_or_insert_with(|| std::io::Error::new(e.kind(), e.to_string()));
+        })
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush().inspect_err(|e| {
+            self.error
+                .get_or_insert_with(|| std::io::Error::new(e.kind(), e.to_string()));
+        })
+    }
+}
+
+/// Writes `listing` in `format` to `out`. `single`: one object was asked for by name, so
+/// JSON and YAML show it alone rather than in a `List`, as kubectl does. JSON and YAML are
+/// written object by object as they are serialized.
 pub fn render<'a>(
     listing: &Listing<'a>,
     format: &Format,
     now: Timestamp,
     single: bool,
-) -> Result<String, String> {
-    Ok(match format {
+    out: &mut dyn std::io::Write,
+) -> Result<(), RenderError> {
+    let mut out = Tracked {
+        inner: out,
+        error: None,
+    };
+    let result = render_to(listing, format, now, single, &mut out);
+    match (out.error, result) {
+        (Some(e), _) => Err(RenderError::Io(e)),
+        (None, Err(e)) => Err(RenderError::Invalid(e)),
+        (None, Ok(())) => Ok(()),
+    }
+}
+
+/// [`render`] into a string (what `kubectl get -w` filters line by line, and tests read).
+pub fn render_string(
+    listing: &Listing<'_>,
+    format: &Format,
+    now: Timestamp,
+    single: bool,
+) -> Result<String, RenderError> {
+    let mut buf = Vec::new();
+    render(listing, format, now, single, &mut buf)?;
+    String::from_utf8(buf).map_err(|e| RenderError::Invalid(e.to_string()))
+}
+
+fn render_to(
+    listing: &Listing<'_>,
+    format: &Format,
+    now: Timestamp,
+    single: bool,
+    out: &mut Tracked<'_>,
+) -> Result<(), String> {
+    use std::io::Write;
+    let io = |e: std::io::Error| e.to_string();
+    let only = listing.only().filter(|_| single);
+    match format {
         Format::Table | Format::Wide => {
-            let wide = *format == Format::Wide;
-            let mut parts = Vec::new();
-            let ns = |rows: Vec<Vec<String>>, namespaces: Vec<&str>| {
-                if !listing.namespaces {
-                    return table(&rows);
-                }
-                let head = std::iter::once("NAMESPACE");
-                let rows: Vec<Vec<String>> = head
-                    .chain(namespaces)
-                    .zip(rows)
-                    .map(|(n, row)| std::iter::once(n.to_string()).chain(row).collect())
-                    .collect();
-                table(&rows)
-            };
-            let of =
-                |m: &'a crate::api::types::ObjectMeta| m.namespace.as_deref().unwrap_or("default");
-            if !listing.cronjobs.is_empty() {
-                let rows = cronjobs_rows(&listing.cronjobs, wide, now);
-                parts.push(ns(
-                    rows,
-                    listing.cronjobs.iter().map(|c| of(&c.metadata)).collect(),
-                ));
-            }
-            if !listing.jobs.is_empty() {
-                let rows = jobs_rows(&listing.jobs, wide, now);
-                parts.push(ns(
-                    rows,
-                    listing.jobs.iter().map(|j| of(&j.metadata)).collect(),
-                ));
-            }
-            if !listing.pods.is_empty() {
-                let rows = pods_rows(&listing.pods, wide, now);
-                parts.push(ns(
-                    rows,
-                    listing.pods.iter().map(|p| of(&p.metadata)).collect(),
-                ));
-            }
-            if !listing.events.is_empty() {
-                let rows = events_rows(&listing.events, wide, now);
-                parts.push(ns(
-                    rows,
-                    listing
-                        .events
-                        .iter()
-                        .map(|e| e.namespace.as_str())
-                        .collect(),
-                ));
-            }
-            parts.join("\n")
+            let text = tables(listing, *format == Format::Wide, now);
+            out.write_all(text.as_bytes()).map_err(io)
         }
         Format::Name => {
-            let mut out = String::new();
-            for c in &listing.cronjobs {
-                out.push_str(&format!("cronjob.batch/{}\n", c.name()));
+            let mut w = std::io::BufWriter::new(out);
+            for item in listing.items() {
+                match item {
+                    Item::CronJob(c) => writeln!(w, "cronjob.batch/{}", c.name()),
+                    Item::Job(j) => writeln!(w, "job.batch/{}", j.name()),
+                    Item::Pod(p) => {
+                        writeln!(w, "pod/{}", p.metadata.name.as_deref().unwrap_or(""))
+                    }
+                    Item::Event(e) => writeln!(
+                        w,
+                        "event/{}",
+                        event_object(e)["metadata"]["name"].as_str().unwrap_or("")
+                    ),
+                }
+                .map_err(io)?;
             }
-            for j in &listing.jobs {
-                out.push_str(&format!("job.batch/{}\n", j.name()));
-            }
-            for p in &listing.pods {
-                out.push_str(&format!(
-                    "pod/{}\n",
-                    p.metadata.name.as_deref().unwrap_or("")
-                ));
-            }
-            for e in &listing.events {
-                out.push_str(&format!(
-                    "event/{}\n",
-                    event_object(e)["metadata"]["name"].as_str().unwrap_or("")
-                ));
-            }
-            out
+            w.flush().map_err(io)
         }
-        Format::Json | Format::Yaml | Format::JsonPath(_) => {
-            let mut values = listing.values();
-            let value = if single && values.len() == 1 {
-                values.remove(0)
-            } else {
-                serde_json::json!({
-                    "apiVersion": "v1",
-                    "kind": "List",
-                    "items": values,
-                    "metadata": { "resourceVersion": "" },
-                })
-            };
-            if let Format::JsonPath(t) = format {
-                crate::cli::jsonpath::Template::parse(t)?.render(&value)?
-            } else if *format == Format::Yaml {
-                serde_yaml_ng::to_string(&value).map_err(|e| e.to_string())?
-            } else {
-                let mut s = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
-                s.push('\n');
-                s
+        Format::Json => {
+            let mut w = std::io::BufWriter::with_capacity(1 << 16, out);
+            match only {
+                Some(item) => serde_json::to_writer_pretty(&mut w, &item),
+                None => serde_json::to_writer_pretty(&mut w, &List(listing)),
             }
+            .map_err(|e| e.to_string())?;
+            w.write_all(b"\n").and_then(|()| w.flush()).map_err(io)
         }
-    })
+        Format::Yaml => {
+            let mut w = std::io::BufWriter::with_capacity(1 << 16, out);
+            match only {
+                Some(item) => serde_yaml_ng::to_writer(&mut w, &item),
+                None => serde_yaml_ng::to_writer(&mut w, &List(listing)),
+            }
+            .map_err(|e| e.to_string())?;
+            w.flush().map_err(io)
+        }
+        Format::JsonPath(t) => {
+            let value = match only {
+                Some(item) => serde_json::to_value(&item),
+                None => serde_json::to_value(List(listing)),
+            }
+            .map_err(|e| e.to_string())?;
+            let text = crate::cli::jsonpath::Template::parse(t)?.render(&value)?;
+            out.write_all(text.as_bytes()).map_err(io)
+        }
+    }
+}
+
+/// The tables of `kubectl get`, one per kind, a blank line between them.
+fn tables(listing: &Listing<'_>, wide: bool, now: Timestamp) -> String {
+    fn of(m: &crate::api::types::ObjectMeta) -> &str {
+        m.namespace.as_deref().unwrap_or("default")
+    }
+    let mut parts = Vec::new();
+    let ns = |rows: Vec<Vec<String>>, namespaces: Vec<&str>| {
+        if !listing.namespaces {
+            return table(&rows);
+        }
+        let head = std::iter::once("NAMESPACE");
+        let rows: Vec<Vec<String>> = head
+            .chain(namespaces)
+            .zip(rows)
+            .map(|(n, row)| std::iter::once(n.to_string()).chain(row).collect())
+            .collect();
+        table(&rows)
+    };
+    if !listing.cronjobs.is_empty() {
+        let rows = cronjobs_rows(&listing.cronjobs, wide, now);
+        parts.push(ns(
+            rows,
+            listing.cronjobs.iter().map(|c| of(&c.metadata)).collect(),
+        ));
+    }
+    if !listing.jobs.is_empty() {
+        let rows = jobs_rows(&listing.jobs, wide, now);
+        parts.push(ns(
+            rows,
+            listing.jobs.iter().map(|j| of(&j.metadata)).collect(),
+        ));
+    }
+    if !listing.pods.is_empty() {
+        let rows = pods_rows(&listing.pods, wide, now);
+        parts.push(ns(
+            rows,
+            listing.pods.iter().map(|p| of(&p.metadata)).collect(),
+        ));
+    }
+    if !listing.events.is_empty() {
+        let rows = events_rows(&listing.events, wide, now);
+        parts.push(ns(
+            rows,
+            listing
+                .events
+                .iter()
+                .map(|e| e.namespace.as_str())
+                .collect(),
+        ));
+    }
+    parts.join("\n")
 }
 
 #[cfg(test)]
@@ -545,5 +668,79 @@ mod tests {
             vec!["pi".to_string(), "Complete".into()],
         ];
         assert_eq!(table(&rows), "NAME   STATUS\npi     Complete\n");
+    }
+
+    fn pod(name: &str) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "uid": "u-1",
+                "namespace": "default",
+                "name": name,
+                "creationTimestamp": "2026-11-23T00:00:00Z",
+            },
+            "spec": { "containers": [{ "name": "c", "image": "c.wasm" }] },
+            "status": { "phase": "Succeeded" },
+        }))
+        .expect("a Pod")
+    }
+
+    #[test]
+    fn json_is_a_list_in_kubectl_field_order_or_the_object_asked_for() {
+        let (a, b) = (pod("a"), pod("b"));
+        let listing = Listing {
+            pods: vec![&a, &b],
+            ..Default::default()
+        };
+        let now = Timestamp::UNIX_EPOCH;
+        let text = render_string(&listing, &Format::Json, now, false).unwrap();
+        let list: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(list["kind"], "List");
+        assert_eq!(list["items"][1]["metadata"]["name"], "b");
+        // Fields as the API types order them (kubectl's order), not sorted.
+        let meta = text.find("\"metadata\"").unwrap();
+        let at = |key: &str| text[meta..].find(&format!("\"{key}\"")).unwrap();
+        assert!(at("name") < at("namespace") && at("uid") < at("creationTimestamp"));
+        // One object asked for by name is printed alone.
+        let one = Listing {
+            pods: vec![&a],
+            ..Default::default()
+        };
+        let text = render_string(&one, &Format::Yaml, now, true).unwrap();
+        let obj: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
+        assert_eq!(
+            (obj["kind"].as_str(), obj["metadata"]["name"].as_str()),
+            (Some("Pod"), Some("a"))
+        );
+    }
+
+    #[test]
+    fn a_closed_output_is_told_from_a_bad_template() {
+        struct Closed;
+        impl std::io::Write for Closed {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let a = pod("a");
+        let listing = Listing {
+            pods: vec![&a],
+            ..Default::default()
+        };
+        let now = Timestamp::UNIX_EPOCH;
+        for format in [Format::Json, Format::Yaml, Format::Name, Format::Table] {
+            let got = render(&listing, &format, now, false, &mut Closed);
+            assert!(
+                matches!(got, Err(RenderError::Io(_))),
+                "{format:?}: {got:?}"
+            );
+        }
+        let bad = Format::JsonPath("{.items[0].metadata.name".into());
+        let got = render(&listing, &bad, now, false, &mut Vec::new());
+        assert!(matches!(got, Err(RenderError::Invalid(_))), "{got:?}");
     }
 }

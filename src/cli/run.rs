@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::output::{Format, Listing, render};
+use super::output::{Format, Listing, RenderError, render};
 use super::state::StateDir;
 use super::{Outcome, ResumeArgs, RunArgs, RunOptions};
 use crate::api::cronjob::CronJob;
@@ -794,19 +794,18 @@ async fn drive(host: Host, o: &RunOptions) -> Outcome {
     listing
         .pods
         .retain(|p| p.metadata.deletion_timestamp.is_none());
-    let text = match render(&listing, &o.output, now, false) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Outcome::Invalid;
-        }
-    };
     let mut stdout = std::io::stdout().lock();
     if !o.output.structured() && streams_logs(o) && !listing.pods.is_empty() {
         let _ = writeln!(stdout);
     }
-    // A closed stdout (e.g. `| head`) is not an error of the Jobs.
-    let _ = stdout.write_all(text.as_bytes());
+    match render(&listing, &o.output, now, false, &mut stdout) {
+        // A closed stdout (e.g. `| head`) is not an error of the Jobs.
+        Ok(()) | Err(RenderError::Io(_)) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::Invalid;
+        }
+    }
     let _ = stdout.flush();
     // A Job a user deleted did not complete; one its TTL or its CronJob (Replace, history)
     // deleted counts as it had ended (a replaced Job was not a failure).
