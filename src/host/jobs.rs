@@ -152,36 +152,6 @@ impl Host {
         }
     }
 
-    /// Records an event on Job `index` (kind `Job`) or pod `index` (kind `Pod`).
-    pub(super) fn event(
-        &mut self,
-        kind: &'static str,
-        index: usize,
-        type_: &'static str,
-        reason: &str,
-        message: String,
-        time: Timestamp,
-    ) {
-        let (meta, source) = match kind {
-            "Job" => (&self.store.jobs[index].metadata, "job-controller"),
-            "CronJob" => (&self.store.cronjobs[index].metadata, "cronjob-controller"),
-            _ => (&self.store.pods[index].pod.metadata, "kubelet"),
-        };
-        self.store.events.push(Box::new(Event {
-            type_: type_.into(),
-            reason: reason.into(),
-            message,
-            kind: kind.into(),
-            namespace: meta.namespace.clone().unwrap_or_default(),
-            name: meta.name.clone().unwrap_or_default(),
-            uid: meta.uid.clone().unwrap_or_default(),
-            source: source.into(),
-            first_time: time,
-            time,
-            count: 1,
-        }));
-    }
-
     /// The state database's pod names under Job `j`'s prefix (`<job>-`, which an Indexed
     /// Job's `<job>-<index>-` names share), read once per Job so that its thousands of pods
     /// do not query it one by one.

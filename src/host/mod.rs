@@ -29,11 +29,13 @@ use crate::logs::{DEFAULT_LOG_LIMIT, LogStream};
 use crate::queue::{self, Broker, QueueGrant, QueueRequest};
 use crate::runtime::{PodExit, PodIdentity, PodRuntime, PreparedPod};
 use crate::store::db::{
-    Batch, JobSource, LogChunk, PendingSettle, Request, StateDb, StoreError, manifest_hash,
+    Batch, EventChange, JobSource, LogChunk, PendingSettle, Request, StateDb, StoreError,
+    manifest_hash,
 };
-use crate::store::{Event, PodEntry, Store};
+use crate::store::{PodEntry, Store};
 
 mod cron;
+mod events;
 mod jobs;
 mod persist;
 pub mod pods;
@@ -201,7 +203,7 @@ pub struct Host {
     dirty_jobs: Vec<usize>,
     dirty_crons: Vec<usize>,
     dirty_pods: Vec<usize>,
-    saved_events: usize,
+    events: events::Events,
     starts: Vec<Start>,
     done_requests: Vec<i64>,
     /// Pods whose run ended since the last commit, and whether it succeeded: their queue
@@ -239,7 +241,7 @@ impl Host {
             dirty_jobs: Vec::new(),
             dirty_crons: Vec::new(),
             dirty_pods: Vec::new(),
-            saved_events: 0,
+            events: events::Events::default(),
             starts: Vec::new(),
             done_requests: Vec::new(),
             settle: Vec::new(),

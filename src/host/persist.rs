@@ -93,7 +93,8 @@ impl Host {
             && (!self.dirty_jobs.is_empty()
                 || !self.dirty_crons.is_empty()
                 || !self.dirty_pods.is_empty()
-                || self.saved_events < self.store.events.len()
+                || self.events.saved < self.store.events.len()
+                || !self.events.changed.is_empty()
                 || !self.done_requests.is_empty()
                 || !self.settle.is_empty()
                 || !self.outbox.is_empty()
@@ -116,7 +117,8 @@ impl Host {
             self.pods[p].dirty = false;
         }
         let Some(db) = self.db.as_mut() else {
-            self.saved_events = self.store.events.len();
+            self.events.saved = self.store.events.len();
+            self.events.changed.clear();
             self.settle.clear();
             let outbox = std::mem::take(&mut self.outbox);
             self.settle_external(outbox);
@@ -173,9 +175,20 @@ impl Host {
             // The last run may still write; earlier ones are complete.
             state.unsaved_run = entry.logs.len().saturating_sub(1);
         }
-        for e in &self.store.events[self.saved_events..] {
+        for e in &self.store.events[self.events.saved..] {
             if !deleted(Some(&e.uid)) {
                 batch.events.push(&**e);
+            }
+        }
+        let changed = std::mem::take(&mut self.events.changed);
+        for (e, (saved_message, saved_count)) in changed {
+            let event = &self.store.events[e];
+            if !deleted(Some(&event.uid)) {
+                batch.event_changes.push(EventChange {
+                    event,
+                    saved_message,
+                    saved_count,
+                });
             }
         }
         batch.done_requests = std::mem::take(&mut self.done_requests);
@@ -183,7 +196,7 @@ impl Host {
         let outbox = std::mem::take(&mut self.outbox);
         batch.outbox = outbox.clone();
         batch.settled = std::mem::take(&mut self.settled);
-        self.saved_events = self.store.events.len();
+        self.events.saved = self.store.events.len();
         let committed = db.commit(&batch);
         drop(batch);
         match committed {

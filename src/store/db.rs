@@ -197,6 +197,16 @@ pub struct LogChunk {
     pub data: Vec<u8>,
 }
 
+/// An event saved before that was counted again (or, combined, took a new message).
+pub struct EventChange<'a> {
+    /// The event now.
+    pub event: &'a Event,
+    /// Its message as saved.
+    pub saved_message: String,
+    /// Its count as saved.
+    pub saved_count: i32,
+}
+
 /// Everything one host loop turn changed, written in one transaction.
 #[derive(Default)]
 pub struct Batch<'a> {
@@ -210,6 +220,8 @@ pub struct Batch<'a> {
     pub pods: Vec<&'a Pod>,
     /// New events.
     pub events: Vec<&'a Event>,
+    /// Saved events counted again or combined since.
+    pub event_changes: Vec<EventChange<'a>>,
     /// New log output.
     pub logs: Vec<LogChunk>,
     /// Requests the host has carried out, to remove.
@@ -232,6 +244,7 @@ impl Batch<'_> {
             && self.job_sources.is_empty()
             && self.pods.is_empty()
             && self.events.is_empty()
+            && self.event_changes.is_empty()
             && self.logs.is_empty()
             && self.done_requests.is_empty()
             && self.settle.is_empty()
@@ -578,6 +591,30 @@ impl StateDb {
                     e.count
                 ])
                 .map_err(sql)?;
+            }
+            // A changed message that another event of the object already has (only possible
+            // across hosts) keeps the saved one rather than failing the commit.
+            let mut change = tx
+                .prepare_cached(
+                    "UPDATE OR IGNORE events SET rv = ?1, message = ?2, last_time = ?3,
+                        count = count + ?4
+                     WHERE object_uid = ?5 AND type = ?6 AND reason = ?7 AND message = ?8",
+                )
+                .map_err(sql)?;
+            for c in &batch.event_changes {
+                let e = c.event;
+                change
+                    .execute(params![
+                        rv,
+                        e.message,
+                        sortable(e.time),
+                        e.count - c.saved_count,
+                        e.uid,
+                        e.type_,
+                        e.reason,
+                        c.saved_message
+                    ])
+                    .map_err(sql)?;
             }
             let mut log = tx
                 .prepare_cached(

@@ -387,3 +387,98 @@ async fn history_limits_and_ttl_delete_old_jobs_on_time() {
     // finishes (161 s): the first two expired at 71 and 131 s, the third is 30 s from it.
     assert_eq!(left.len(), 1);
 }
+
+/// The `SuccessfulCreate` events of Job `j`: (message, count), oldest first.
+fn created_events(events: impl IntoIterator<Item = (String, String, i32)>) -> Vec<(String, i32)> {
+    events
+        .into_iter()
+        .filter(|(reason, _, _)| reason == "SuccessfulCreate")
+        .map(|(_, message, count)| (message, count))
+        .collect()
+}
+
+/// As client-go's EventCorrelator: after 9 `Created pod` events of a Job, the rest are one
+/// `(combined from similar events)` event with the latest pod's name and a count.
+fn assert_combined(created: &[(String, i32)], pods: &[String]) {
+    assert_eq!(created.len(), 10, "{created:?}");
+    for (i, (message, count)) in created[..9].iter().enumerate() {
+        assert_eq!(
+            (message.as_str(), *count),
+            (format!("Created pod: {}", pods[i]).as_str(), 1)
+        );
+    }
+    let last = pods.last().unwrap();
+    assert_eq!(
+        created[9],
+        (
+            format!("(combined from similar events): Created pod: {last}"),
+            pods.len() as i32 - 9
+        )
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wide_jobs_create_events_are_combined_as_kubernetes_does() {
+    let store = run(&job(
+        "  completions: 25\n  parallelism: 5",
+        "Never",
+        &["sleep", "1000"],
+    ))
+    .await;
+    let pods: Vec<String> = store
+        .pods
+        .iter()
+        .map(|p| p.pod.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(pods.len(), 25);
+    let created = created_events(
+        store
+            .events
+            .iter()
+            .map(|e| (e.reason.clone(), e.message.clone(), e.count)),
+    );
+    assert_combined(&created, &pods);
+    // Other reasons are their own group.
+    assert_eq!(
+        store
+            .events
+            .iter()
+            .filter(|e| e.reason == "Completed")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn combined_events_are_saved_as_they_grow() {
+    let dir = tempfile::tempdir().unwrap();
+    let (jobs, errs) = parse_documents(
+        &job(
+            "  completions: 25\n  parallelism: 5",
+            "Never",
+            &["sleep", "1000"],
+        ),
+        "t.yaml",
+        std::path::Path::new("."),
+    );
+    assert!(errs.is_empty(), "{errs:?}");
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(T0));
+    let db = StateDb::open(dir.path()).unwrap();
+    let mut host = Host::new(Arc::new(FakeRuntime), clock, HostConfig::default()).with_state(db);
+    let subs = host.prepare(jobs).map_err(|r| format!("{r:?}")).unwrap();
+    host.submit(subs);
+    host.run(std::future::pending(), |_| {}).await.unwrap();
+    let store = host.store().clone();
+    drop(host);
+    let pods: Vec<String> = store
+        .pods
+        .iter()
+        .map(|p| p.pod.metadata.name.clone().unwrap())
+        .collect();
+    let db = StateDb::open(dir.path()).unwrap();
+    let saved = db.events(store.jobs[0].uid()).unwrap();
+    // Pods were created over five seconds, in five commits: the combined event was saved,
+    // then counted and renamed in later commits.
+    let created = created_events(saved.into_iter().map(|e| (e.reason, e.message, e.count)));
+    assert_combined(&created, &pods);
+}

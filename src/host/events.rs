@@ -1,0 +1,124 @@
+//! Events, recorded as client-go's `EventCorrelator` records them: an event identical to
+//! one already recorded is counted on it, and after 10 events of one object with the same
+//! type and reason but different messages within 10 minutes, the next ones are combined into
+//! one event, `(combined from similar events): <latest message>`, with a count. A Job that
+//! creates 100,000 pods so has a handful of `SuccessfulCreate` events, as on a cluster,
+//! rather than 100,000. (client-go's spam filter, which then drops an object's events beyond
+//! a burst of 25, is not copied: it would drop a long Job's `Completed`.)
+
+use std::collections::{HashMap, VecDeque};
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::Host;
+use crate::store::Event;
+
+/// Distinct messages of similar events before they are combined (client-go's
+/// `defaultAggregateMaxEvents`).
+pub const AGGREGATE_MAX_EVENTS: usize = 10;
+/// How long similar events count towards combining (`defaultAggregateIntervalInSeconds`).
+const AGGREGATE_INTERVAL: SignedDuration = SignedDuration::from_mins(10);
+/// The message prefix of a combined event.
+pub const COMBINED: &str = "(combined from similar events): ";
+
+/// Which object an event is about, with its type and reason: the aggregation key.
+type GroupKey = (&'static str, usize, &'static str, &'static str);
+
+/// Similar events of one object.
+#[derive(Default)]
+pub(super) struct Group {
+    /// Distinct messages seen within the interval (at most one fewer than the maximum once
+    /// combining began).
+    recent: VecDeque<String>,
+    /// When the last of them was seen.
+    last: Option<Timestamp>,
+    /// The recorded events by message, for counting identical ones.
+    by_message: HashMap<String, usize>,
+    /// The combined event, once there is one.
+    combined: Option<usize>,
+}
+
+/// The host's event bookkeeping.
+#[derive(Default)]
+pub(super) struct Events {
+    groups: HashMap<GroupKey, Group>,
+    /// Events changed after they were saved: their index, with the message and count the
+    /// state database has for them.
+    pub(super) changed: HashMap<usize, (String, i32)>,
+    /// Events before this index are in the state database.
+    pub(super) saved: usize,
+}
+
+impl Host {
+    /// Records an event on Job `index` (kind `Job`), CronJob `index` or pod `index` (kind
+    /// `Pod`), counted on an identical one or combined with similar ones as Kubernetes does.
+    pub(super) fn event(
+        &mut self,
+        kind: &'static str,
+        index: usize,
+        type_: &'static str,
+        reason: &'static str,
+        message: String,
+        time: Timestamp,
+    ) {
+        let group = self
+            .events
+            .groups
+            .entry((kind, index, type_, reason))
+            .or_default();
+        if group
+            .last
+            .is_none_or(|last| time.duration_since(last) > AGGREGATE_INTERVAL)
+        {
+            group.recent.clear();
+        }
+        group.last = Some(time);
+        if !group.recent.contains(&message) {
+            group.recent.push_back(message.clone());
+        }
+        let combine = group.recent.len() >= AGGREGATE_MAX_EVENTS;
+        let (existing, message) = if combine {
+            group.recent.pop_front();
+            (group.combined, format!("{COMBINED}{message}"))
+        } else {
+            (group.by_message.get(&message).copied(), message)
+        };
+        if let Some(e) = existing {
+            let event = &mut self.store.events[e];
+            if e < self.events.saved {
+                self.events
+                    .changed
+                    .entry(e)
+                    .or_insert_with(|| (event.message.clone(), event.count));
+            }
+            event.count += 1;
+            event.time = time;
+            event.message = message;
+            return;
+        }
+        let e = self.store.events.len();
+        if combine {
+            group.combined = Some(e);
+        } else {
+            group.by_message.insert(message.clone(), e);
+        }
+        let (meta, source) = match kind {
+            "Job" => (&self.store.jobs[index].metadata, "job-controller"),
+            "CronJob" => (&self.store.cronjobs[index].metadata, "cronjob-controller"),
+            _ => (&self.store.pods[index].pod.metadata, "kubelet"),
+        };
+        self.store.events.push(Box::new(Event {
+            type_: type_.into(),
+            reason: reason.into(),
+            message,
+            kind: kind.into(),
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            name: meta.name.clone().unwrap_or_default(),
+            uid: meta.uid.clone().unwrap_or_default(),
+            source: source.into(),
+            first_time: time,
+            time,
+            count: 1,
+        }));
+    }
+}
