@@ -7,6 +7,7 @@
 //! a burst of 25, is not copied: it would drop a long Job's `Completed`.)
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -27,9 +28,9 @@ type GroupKey = (&'static str, usize, &'static str, &'static str);
 /// Similar events of one object.
 #[derive(Default)]
 pub(super) struct Group {
-    /// Distinct messages seen within the interval (at most one fewer than the maximum once
-    /// combining began).
-    recent: VecDeque<String>,
+    /// Hashes of the distinct messages seen within the interval (at most one fewer than the
+    /// maximum once combining began).
+    recent: VecDeque<u64>,
     /// When the last of them was seen.
     last: Option<Timestamp>,
     /// The recorded events by message, for counting identical ones.
@@ -73,15 +74,16 @@ impl Host {
             group.recent.clear();
         }
         group.last = Some(time);
-        if !group.recent.contains(&message) {
-            group.recent.push_back(message.clone());
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(&message);
+        if !group.recent.contains(&hash) {
+            group.recent.push_back(hash);
         }
         let combine = group.recent.len() >= AGGREGATE_MAX_EVENTS;
-        let (existing, message) = if combine {
+        let existing = if combine {
             group.recent.pop_front();
-            (group.combined, format!("{COMBINED}{message}"))
+            group.combined
         } else {
-            (group.by_message.get(&message).copied(), message)
+            group.by_message.get(&message).copied()
         };
         if let Some(e) = existing {
             let event = &mut self.store.events[e];
@@ -93,9 +95,19 @@ impl Host {
             }
             event.count += 1;
             event.time = time;
-            event.message = message;
+            if combine {
+                // The combined event's text is rewritten in place, once per pod of a wide Job.
+                event.message.clear();
+                event.message.push_str(COMBINED);
+                event.message.push_str(&message);
+            }
             return;
         }
+        let message = if combine {
+            format!("{COMBINED}{message}")
+        } else {
+            message
+        };
         let e = self.store.events.len();
         if combine {
             group.combined = Some(e);

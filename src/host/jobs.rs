@@ -202,7 +202,7 @@ impl Host {
         let restart_on_failure =
             job.spec.template.spec.restart_policy.as_deref() == Some("OnFailure");
         let name = self.generate_name(&base);
-        let uid = uuid::Uuid::new_v4().to_string();
+        let uid = new_uid();
         let prepared = self.jobs[j].prepared.clone();
         let job = &self.store.jobs[j];
         let mut pod = pods::new_pod(job, name.clone(), uid.clone(), prepared.image_id(), now);
@@ -262,7 +262,7 @@ impl Host {
             j,
             "Normal",
             "SuccessfulCreate",
-            format!("Created pod: {name}"),
+            ["Created pod: ", &name].concat(),
             now,
         );
         on_change(&Change::Pod {
@@ -383,4 +383,14 @@ impl Host {
         // Any change may move the Job on: reconcile it in this turn of the loop.
         self.jobs[j].requeue_at = Some(Instant::now());
     }
+}
+
+/// A random (v4) uid in its usual text form, without the formatting machinery that
+/// `to_string` goes through (one per pod).
+pub(super) fn new_uid() -> String {
+    let mut buf = uuid::Uuid::encode_buffer();
+    uuid::Uuid::new_v4()
+        .hyphenated()
+        .encode_lower(&mut buf)
+        .to_string()
 }
