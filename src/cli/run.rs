@@ -598,11 +598,60 @@ fn refuse(conflicts: Vec<String>) -> Result<(), Outcome> {
 /// A recorded Job with its pods.
 type JobWithPods = (Job, Vec<Pod>);
 
-/// What a run does with each of its CronJobs.
-struct CronPlan {
-    new: Vec<CronSubmission>,
-    adopt: Vec<(CronSubmission, CronJob, Vec<JobWithPods>)>,
+/// What a run does with each of its manifests of one kind, given what the state directory
+/// holds: `S` is a submission, `A` one to take over with what is recorded of it.
+struct Plan<S, A> {
+    new: Vec<S>,
+    adopt: Vec<A>,
+    /// Uids of recorded objects to delete first (`--replace`).
     replace: Vec<String>,
+}
+
+/// What a run does with each of its CronJobs.
+type CronPlan = Plan<CronSubmission, (CronSubmission, CronJob, Vec<JobWithPods>)>;
+/// What a run does with each of its Jobs.
+type StatePlan = Plan<Submission, (Submission, Job, Vec<Pod>)>;
+
+/// Sorts `submissions` against the state directory: new ones are created; a recorded one of
+/// the same manifest is taken over (`adopt` reads what else it needs); a recorded one with a
+/// different spec is a conflict (`conflict` says it) unless `replace`. Every conflict is
+/// reported before anything starts. `object` gives a submission's kind, namespace, name and
+/// manifest hash.
+fn plan_against_state<S, T, A>(
+    db: &StateDb,
+    submissions: Vec<S>,
+    replace: bool,
+    object: impl Fn(&S) -> (&'static str, String, String, String),
+    uid: impl Fn(&T) -> &str,
+    conflict: impl Fn(&S, &T) -> String,
+    mut adopt: impl FnMut(S, T) -> Result<A, crate::store::db::StoreError>,
+) -> Result<Plan<S, A>, Outcome>
+where
+    T: serde::de::DeserializeOwned,
+{
+    let mut plan = Plan {
+        new: Vec::new(),
+        adopt: Vec::new(),
+        replace: Vec::new(),
+    };
+    let mut conflicts = Vec::new();
+    for sub in submissions {
+        let (kind, ns, name, hash) = object(&sub);
+        match standing::<T>(db, kind, &ns, &name, &hash, replace, &uid)? {
+            Standing::New => plan.new.push(sub),
+            Standing::Replace(uid) => {
+                plan.replace.push(uid);
+                plan.new.push(sub);
+            }
+            Standing::Changed(stored) => conflicts.push(conflict(&sub, &stored)),
+            Standing::Same(stored) => plan.adopt.push(adopt(sub, stored).map_err(|e| {
+                eprintln!("error: {e}");
+                Outcome::JobFailed
+            })?),
+        }
+    }
+    refuse(conflicts)?;
+    Ok(plan)
 }
 
 /// As [`reconcile_with_state`], for CronJobs: a recorded one of the same manifest goes on
@@ -612,59 +661,34 @@ fn reconcile_cronjobs(
     submissions: Vec<CronSubmission>,
     replace: bool,
 ) -> Result<CronPlan, Outcome> {
-    let mut plan = CronPlan {
-        new: Vec::new(),
-        adopt: Vec::new(),
-        replace: Vec::new(),
-    };
-    let fail = |e: crate::store::db::StoreError| {
-        eprintln!("error: {e}");
-        Outcome::JobFailed
-    };
-    let mut conflicts = Vec::new();
-    for sub in submissions {
-        let cj = sub.cronjob();
-        let ns = cj.metadata.namespace.as_deref().unwrap_or("default");
-        let hash = sub.source().spec_hash.clone();
-        let stored =
-            match standing::<CronJob>(db, "CronJob", ns, cj.name(), &hash, replace, |c| c.uid())? {
-                Standing::New => {
-                    plan.new.push(sub);
-                    continue;
-                }
-                Standing::Replace(uid) => {
-                    plan.replace.push(uid);
-                    plan.new.push(sub);
-                    continue;
-                }
-                Standing::Changed(stored) => {
-                    conflicts.push(format!(
-                    "{}: cronjob.batch {:?} already exists with a different spec; use --replace to \
-                     delete it (and its Jobs) and run this one",
-                    sub.source().source,
-                    stored.name()
-                ));
-                    continue;
-                }
-                Standing::Same(stored) => stored,
-            };
-        let mut jobs = Vec::new();
-        for job in db.owned::<Job>("Job", stored.uid()).map_err(fail)? {
-            let pods: Vec<Pod> = db.owned("Pod", job.uid()).map_err(fail)?;
-            jobs.push((job, pods));
-        }
-        plan.adopt.push((sub, stored, jobs));
-    }
-    refuse(conflicts)?;
-    Ok(plan)
-}
-
-/// What a run does with each of its Jobs, given what the state directory holds.
-struct StatePlan {
-    new: Vec<Submission>,
-    adopt: Vec<(Submission, Job, Vec<Pod>)>,
-    /// Uids of recorded Jobs to delete first (`--replace`).
-    replace: Vec<String>,
+    plan_against_state(
+        db,
+        submissions,
+        replace,
+        |sub| {
+            let cj = sub.cronjob();
+            let ns = cj.metadata.namespace.as_deref().unwrap_or("default");
+            let hash = sub.source().spec_hash.clone();
+            ("CronJob", ns.to_string(), cj.name().to_string(), hash)
+        },
+        |c: &CronJob| c.uid(),
+        |sub, stored| {
+            format!(
+                "{}: cronjob.batch {:?} already exists with a different spec; use --replace to \
+                 delete it (and its Jobs) and run this one",
+                sub.source().source,
+                stored.name()
+            )
+        },
+        |sub, stored| {
+            let mut jobs = Vec::new();
+            for job in db.owned::<Job>("Job", stored.uid())? {
+                let pods: Vec<Pod> = db.owned("Pod", job.uid())?;
+                jobs.push((job, pods));
+            }
+            Ok((sub, stored, jobs))
+        },
+    )
 }
 
 /// New Jobs are created; an unfinished recorded Job of the same manifest is resumed; a
@@ -676,48 +700,31 @@ fn reconcile_with_state(
     submissions: Vec<Submission>,
     replace: bool,
 ) -> Result<StatePlan, Outcome> {
-    let mut plan = StatePlan {
-        new: Vec::new(),
-        adopt: Vec::new(),
-        replace: Vec::new(),
-    };
-    let mut conflicts = Vec::new();
-    let fail = |e: crate::store::db::StoreError| {
-        eprintln!("error: {e}");
-        Outcome::JobFailed
-    };
-    for sub in submissions {
-        let job = sub.job();
-        let ns = job.metadata.namespace.as_deref().unwrap_or("default");
-        let hash = sub.source().spec_hash.clone();
-        let stored = match standing::<Job>(db, "Job", ns, job.name(), &hash, replace, |j| j.uid())?
-        {
-            Standing::New => {
-                plan.new.push(sub);
-                continue;
-            }
-            Standing::Replace(uid) => {
-                plan.replace.push(uid);
-                plan.new.push(sub);
-                continue;
-            }
-            Standing::Changed(stored) => {
-                conflicts.push(format!(
-                    "{}: job.batch {:?} already exists with a different spec; use --replace to \
-                     delete it and run this one, or `wasmjob delete job {}`",
-                    sub.source().source,
-                    stored.name(),
-                    stored.name()
-                ));
-                continue;
-            }
-            Standing::Same(stored) => stored,
-        };
-        let pods: Vec<Pod> = db.owned("Pod", stored.uid()).map_err(fail)?;
-        plan.adopt.push((sub, stored, pods));
-    }
-    refuse(conflicts)?;
-    Ok(plan)
+    plan_against_state(
+        db,
+        submissions,
+        replace,
+        |sub| {
+            let job = sub.job();
+            let ns = job.metadata.namespace.as_deref().unwrap_or("default");
+            let hash = sub.source().spec_hash.clone();
+            ("Job", ns.to_string(), job.name().to_string(), hash)
+        },
+        |j: &Job| j.uid(),
+        |sub, stored| {
+            format!(
+                "{}: job.batch {:?} already exists with a different spec; use --replace to \
+                 delete it and run this one, or `wasmjob delete job {}`",
+                sub.source().source,
+                stored.name(),
+                stored.name()
+            )
+        },
+        |sub, stored| {
+            let pods: Vec<Pod> = db.owned("Pod", stored.uid())?;
+            Ok((sub, stored, pods))
+        },
+    )
 }
 
 /// Runs the host with the live view, then prints the final state.
