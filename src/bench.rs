@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api::manifest::load_paths;
+use crate::api::types::Pod;
 use crate::clock::TokioClock;
 use crate::host::{Host, HostConfig};
 use crate::runtime::wasm::WasmRuntime;
@@ -209,28 +210,33 @@ async fn run_job(
             .copied()
             .unwrap_or_default()
     };
-    let mut failures = host
+    let failures: Vec<&Pod> = host
         .store()
         .pods
         .iter()
-        .filter(|e| e.pod.status.phase != "Succeeded");
-    let failure = failures.next().map(|e| {
-        let pod = &e.pod;
-        let message = pod
-            .status
-            .container_statuses
-            .first()
-            .and_then(|c| c.state.terminated.as_ref())
-            .and_then(|t| t.message.clone())
-            .or_else(|| pod.status.message.clone())
-            .unwrap_or_default();
-        format!(
-            "pod/{} {}: {message}",
-            pod.metadata.name.as_deref().unwrap_or_default(),
-            crate::host::pod_status_column(pod)
-        )
-    });
-    let failed = failures.count() + usize::from(failure.is_some());
+        .map(|e| &e.pod)
+        .filter(|p| p.status.phase != "Succeeded")
+        .collect();
+    // The cause is the first pod to fail, not those its Job then stopped.
+    let first = failures
+        .iter()
+        .min_by_key(|p| crate::host::pods::finished_at(p))
+        .map(|pod| {
+            let message = pod
+                .status
+                .container_statuses
+                .first()
+                .and_then(|c| c.state.terminated.as_ref())
+                .and_then(|t| t.message.clone())
+                .or_else(|| pod.status.message.clone())
+                .unwrap_or_default();
+            format!(
+                "pod/{} {}: {message}",
+                pod.metadata.name.as_deref().unwrap_or_default(),
+                crate::host::pod_status_column(pod)
+            )
+        });
+    let (failed, failure) = (failures.len(), first);
     Ok(JobRun {
         wall,
         start: (pct(0.5), pct(0.99)),

@@ -367,10 +367,13 @@ impl Sandbox for WasmSandbox {
         let limit = self.memory_limit;
         let slots = self.slots.clone();
         Box::pin(async move {
-            // An instance slot of the pool, held until the run ends.
-            let Ok(_slot) = slots.0.acquire_owned().await else {
+            // An instance slot of the pool, held until the store that used it is gone.
+            let Ok(slot) = slots.0.acquire_owned().await else {
                 return PodExit::CannotRun("the wasm runtime has shut down".into());
             };
+            // Declared after the slot, so that a run stopped mid-way (its future dropped)
+            // drops the store first too.
+            let mut store = store;
             let result = async {
                 let instance = pre.instantiate_async(&mut store).await?;
                 let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
@@ -378,6 +381,11 @@ impl Sandbox for WasmSandbox {
             }
             .await;
             let exit = classify(result, store.data().limiter.denied, limit);
+            // The store gives its instance back to the pool before the slot is released:
+            // a captured store would only be dropped with this future, after the permit,
+            // and a pod let in meanwhile would find the pool full.
+            drop(store);
+            drop(slot);
             if let PodExit::Trapped(msg) | PodExit::OutOfMemory(msg) = &exit {
                 log.note(msg);
             }
@@ -404,7 +412,7 @@ pub(super) async fn raw_run(
         },
         queue: None,
     };
-    let Ok(_slot) = slots.0.clone().acquire_owned().await else {
+    let Ok(slot) = slots.0.clone().acquire_owned().await else {
         return false;
     };
     let mut store = Store::new(engine, state);
@@ -417,6 +425,8 @@ pub(super) async fn raw_run(
         start.call_async(&mut store, ()).await
     }
     .await;
+    drop(store);
+    drop(slot);
     matches!(classify(result, false, limit), PodExit::Exited(0))
 }
 
@@ -449,6 +459,72 @@ fn classify(result: wasmtime::Result<()>, memory_denied: bool, limit: usize) -> 
                 msg = format!("{msg}\n{bt}");
             }
             PodExit::Trapped(msg.trim_end().to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::{WasmOptions, WasmRuntime};
+    use crate::api::types::Job;
+    use crate::logs::PodLog;
+    use crate::runtime::{PodExit, PodIdentity, PodRuntime};
+
+    /// A run hands its pool slot on only once its store has given the instance back. The
+    /// slot's permit wakes a waiting pod on another thread at once, so the store must be gone
+    /// by then: it was dropped a moment after the permit, and now and then the pod let in
+    /// found a pool of one still full and failed ("maximum concurrent limit ... reached").
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slot_is_handed_on_only_once_its_instance_is_back_in_the_pool() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t.wasm"), crate::bench::TRIVIAL_MODULE).unwrap();
+        let job: Job = serde_yaml_ng::from_str(
+            "apiVersion: batch/v1\nkind: Job\nmetadata: {name: t}\nspec:\n  template:\n    \
+             spec:\n      restartPolicy: Never\n      containers: [{name: c, image: t.wasm}]\n",
+        )
+        .unwrap();
+        let runtime = WasmRuntime::new(WasmOptions {
+            pool: 1,
+            ..WasmOptions::default()
+        })
+        .unwrap();
+        let prepared = runtime.prepare(&job, dir.path()).unwrap();
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let prepared = prepared.clone();
+                tokio::spawn(async move {
+                    let labels = BTreeMap::new();
+                    let identity = PodIdentity {
+                        name: "t-1",
+                        namespace: "default",
+                        uid: "u",
+                        labels: &labels,
+                        annotations: &labels,
+                        queues: None,
+                    };
+                    let mut failed = Vec::new();
+                    for _ in 0..500 {
+                        let sandbox = prepared.sandbox(&identity).unwrap();
+                        let log = PodLog::new("t-1", "c", 1 << 10, None);
+                        match sandbox.run(log).await {
+                            PodExit::Exited(0) => {}
+                            other => failed.push(other),
+                        }
+                    }
+                    failed
+                })
+            })
+            .collect();
+        for t in tasks {
+            let failed = t.await.unwrap();
+            assert!(
+                failed.is_empty(),
+                "{} runs failed: {:?}",
+                failed.len(),
+                failed[0]
+            );
         }
     }
 }
