@@ -23,7 +23,20 @@ impl Default for BackoffPolicy {
     }
 }
 
+/// The kubelet's longest delay between in-place restarts (CrashLoopBackOff's
+/// `MaxContainerBackOff`), shorter than the Job controller's.
+pub const MAX_CONTAINER_BACKOFF: Duration = Duration::from_secs(300);
+
 impl BackoffPolicy {
+    /// The policy of in-place restarts (restartPolicy OnFailure): the same base, capped at
+    /// [`MAX_CONTAINER_BACKOFF`] as the kubelet caps it.
+    pub fn crash_loop(&self) -> BackoffPolicy {
+        BackoffPolicy {
+            max: self.max.min(MAX_CONTAINER_BACKOFF),
+            ..*self
+        }
+    }
+
     /// The delay after `failures` consecutive failures: base · 2^(failures-1), capped; zero
     /// when there was none.
     pub fn delay(&self, failures: u32) -> Duration {

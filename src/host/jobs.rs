@@ -276,7 +276,7 @@ impl Host {
             container,
             sandbox,
             restart_on_failure,
-            backoff: self.config.backoff,
+            backoff: self.config.backoff.crash_loop(),
             log_limit: self.config.log_limit,
             log_stream: self.config.log_stream.clone(),
         });

@@ -101,6 +101,24 @@ async fn on_failure_restarts_with_crash_loop_backoff() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn crash_loop_backoff_is_capped_at_five_minutes_as_the_kubelet_caps_it() {
+    let store = run(&job(
+        "  backoffLimit: 10",
+        "OnFailure",
+        &["sleep", "1000", "fail-first", "7"],
+    ))
+    .await;
+    let cs = &store.pods[0].pod.status.container_statuses[0];
+    assert_eq!(cs.restart_count, 7);
+    // Each run takes 1 s; back-off 10, 20, 40, 80, 160, then 300 (not 320) and 300 (not
+    // 640; the Job controller's own cap, six minutes, is for re-created pods).
+    let starts: f64 = 1.0 * 7.0 + [10, 20, 40, 80, 160, 300, 300].iter().sum::<u32>() as f64;
+    let t = cs.state.terminated.as_ref().unwrap();
+    assert_eq!(secs(Some(t.started_at)), starts);
+    assert_eq!(t.exit_code, 0);
+}
+
+#[tokio::test(start_paused = true)]
 async fn parallelism_bounds_active_pods_at_every_moment() {
     let store = run(&job(
         "  completions: 7\n  parallelism: 3",
