@@ -101,15 +101,15 @@ fn print_logs(db: &StateDb, args: &LogsArgs, state: &StateDir) -> Result<Outcome
                 let Some(job) = db.get::<Job>("Job", ns, name)? else {
                     return Ok(not_found(args));
                 };
-                let pods: Vec<Pod> = db.owned("Pod", job.uid())?;
-                if pods.len() > 1 {
+                // Only the first pod is read: a Job may have 100,000.
+                let (count, first) = db.first_owned::<Pod>("Pod", job.uid())?;
+                if let Some(pod) = first.as_ref().filter(|_| count > 1) {
                     eprintln!(
-                        "Found {} pods, using pod/{}",
-                        pods.len(),
-                        pods[0].metadata.name.as_deref().unwrap_or("")
+                        "Found {count} pods, using pod/{}",
+                        pod.metadata.name.as_deref().unwrap_or("")
                     );
                 }
-                pods.into_iter().take(1).collect()
+                first.into_iter().collect()
             } else {
                 match db.get::<Pod>("Pod", ns, name)? {
                     Some(p) => vec![p],

@@ -727,6 +727,31 @@ impl StateDb {
         )
     }
 
+    /// How many objects of `kind` `owner` owns, and the first of them (by creation).
+    pub fn first_owned<T: DeserializeOwned>(
+        &self,
+        kind: &str,
+        owner: &str,
+    ) -> Result<(usize, Option<T>), StoreError> {
+        let count: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM objects WHERE kind = ?1 AND owner = ?2",
+                params![kind, owner],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.sql(e))?;
+        let first = self.query_objects(
+            "SELECT rv, kind, name, body FROM objects WHERE kind = ?1 AND owner = ?2
+             ORDER BY rowid LIMIT 1",
+            params![kind, owner],
+        )?;
+        Ok((
+            usize::try_from(count).unwrap_or_default(),
+            first.into_iter().next(),
+        ))
+    }
+
     /// Jobs that have not finished, oldest first.
     pub fn unfinished_jobs(&self) -> Result<Vec<Job>, StoreError> {
         self.query_objects(

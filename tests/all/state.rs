@@ -272,6 +272,39 @@ fn sigkill_at_random_points_loses_and_double_counts_nothing() {
 }
 
 #[test]
+fn logs_of_a_job_with_several_pods_read_its_first_pod() {
+    let s = Session::new();
+    let job = testbed_job(
+        "three",
+        "completions: 3",
+        "restartPolicy: Never",
+        "",
+        &["echo", "hi"],
+    );
+    let path = s.write("job.yaml", &job);
+    let out = s.run(&["run", &path, "-q"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mut pods = s.items("pods");
+    let created = |p: &Value| -> jiff::Timestamp {
+        p["metadata"]["creationTimestamp"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    pods.sort_by_key(created);
+    let first = pods[0]["metadata"]["name"].as_str().unwrap();
+    let logs = s.run(&["logs", "job/three"]);
+    assert_eq!(logs.stdout, "hi\n");
+    assert!(
+        logs.stderr
+            .contains(&format!("Found 3 pods, using pod/{first}")),
+        "{}",
+        logs.stderr
+    );
+}
+
+#[test]
 fn rerunning_a_manifest_resumes_or_refuses_and_replace_starts_anew() {
     let s = Session::new();
     let job = testbed_job("again", "", "restartPolicy: Never", "", &["echo", "one"]);
