@@ -3,7 +3,7 @@
 //! engine, `InstancePre`, a fresh store per run, P at a time, no controller — and (b) a Job
 //! of the same module with N completions and parallelism P, without and with the state
 //! database, and reports pods/s, the ratios to (a), and pod start latency (creation to the
-//! container start, which is instantiation then `_start`).
+//! container start: a slot of the pool and instantiation, up to the guest's `_start`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

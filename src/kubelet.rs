@@ -1,7 +1,7 @@
 //! The kubelet's part: runs one pod's container, restarts it in place under restartPolicy
 //! OnFailure with CrashLoopBackOff-style delays, and reports each change to the host.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot};
@@ -91,22 +91,35 @@ pub async fn run_pod(
             run.log_limit,
             run.log_stream.clone(),
         );
-        let t0 = clock.now();
-        let _ = updates.send(PodUpdate::Started {
-            pod,
-            at: t0,
-            log: log.clone(),
-        });
+        // The run is reported started when the sandbox says it started (a pod waiting for an
+        // instance slot stays Pending), or, if it ends or is stopped first, as it ends, so
+        // that every run keeps its log.
+        let started: Arc<OnceLock<Timestamp>> = Arc::default();
+        let report = {
+            let (updates, log) = (updates.clone(), log.clone());
+            move |at| {
+                let _ = updates.send(PodUpdate::Started { pod, at, log });
+            }
+        };
+        let on_start = {
+            let (started, clock, report) = (started.clone(), clock.clone(), report.clone());
+            Box::new(move || {
+                start_once(&started, clock.now(), report);
+            })
+        };
         let exit = tokio::select! {
-            exit = run.sandbox.run(log.clone()) => exit,
+            exit = run.sandbox.run(log.clone(), on_start) => exit,
             reason = &mut kill => {
                 log.finish();
+                let now = clock.now();
+                let t0 = start_once(&started, now, report);
                 let reason = reason.unwrap_or_else(|_| "Terminated".into());
-                return finish(PodExit::Terminated(reason), Some(t0), &updates, clock.now());
+                return finish(PodExit::Terminated(reason), Some(t0), &updates, now);
             }
         };
         log.finish();
         let at = clock.now();
+        let t0 = start_once(&started, at, report);
         if exit.success() || !run.restart_on_failure {
             return finish(exit, Some(t0), &updates, at);
         }
@@ -125,4 +138,21 @@ pub async fn run_pod(
             }
         }
     }
+}
+
+/// The run's start time: the first one set, reported (`report`) when this call set it.
+fn start_once(
+    started: &OnceLock<Timestamp>,
+    now: Timestamp,
+    report: impl FnOnce(Timestamp),
+) -> Timestamp {
+    let mut fresh = false;
+    let at = *started.get_or_init(|| {
+        fresh = true;
+        now
+    });
+    if fresh {
+        report(at);
+    }
+    at
 }

@@ -103,8 +103,14 @@ pub trait PreparedPod: Send + Sync {
     fn sandbox(&self, pod: &PodIdentity<'_>) -> Result<Box<dyn Sandbox>, String>;
 }
 
+/// Called once when a container run starts: its instance is ready and its entry point is
+/// about to run (a pod waiting for an instance slot has not started).
+pub type OnStart = Box<dyn FnOnce() + Send>;
+
 /// One pod: runs its container, possibly several times (restartPolicy OnFailure).
 pub trait Sandbox: Send + Sync {
-    /// Runs the container once, writing its output to `log`. Dropping the future stops it.
-    fn run(&self, log: Arc<PodLog>) -> BoxFuture<PodExit>;
+    /// Runs the container once, writing its output to `log`; `started` is called when it
+    /// starts, and not at all if it never does (e.g. it cannot be instantiated). Dropping the
+    /// future stops it.
+    fn run(&self, log: Arc<PodLog>, started: OnStart) -> BoxFuture<PodExit>;
 }

@@ -18,7 +18,7 @@ use crate::api::types::Job;
 use crate::api::validation::{FieldRef, field_ref_key};
 use crate::logs::PodLog;
 use crate::queue::QueueGrant;
-use crate::runtime::{BoxFuture, PodExit, PodIdentity, PreparedPod, Sandbox};
+use crate::runtime::{BoxFuture, OnStart, PodExit, PodIdentity, PreparedPod, Sandbox};
 
 /// The instance slots of the engine's pool: a pod waits for one before it instantiates, so
 /// that more pods than slots queue instead of failing.
@@ -326,7 +326,7 @@ struct WasmSandbox {
 }
 
 impl Sandbox for WasmSandbox {
-    fn run(&self, log: Arc<PodLog>) -> BoxFuture<PodExit> {
+    fn run(&self, log: Arc<PodLog>, started: OnStart) -> BoxFuture<PodExit> {
         // Counted first: every run the kubelet reports, even one that cannot start, has a
         // number, and the host settles queue leases by it.
         let run = self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -377,6 +377,7 @@ impl Sandbox for WasmSandbox {
             let result = async {
                 let instance = pre.instantiate_async(&mut store).await?;
                 let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+                started();
                 start.call_async(&mut store, ()).await
             }
             .await;
@@ -508,7 +509,7 @@ mod tests {
                     for _ in 0..500 {
                         let sandbox = prepared.sandbox(&identity).unwrap();
                         let log = PodLog::new("t-1", "c", 1 << 10, None);
-                        match sandbox.run(log).await {
+                        match sandbox.run(log, Box::new(|| {})).await {
                             PodExit::Exited(0) => {}
                             other => failed.push(other),
                         }
@@ -526,5 +527,51 @@ mod tests {
                 failed[0]
             );
         }
+    }
+
+    /// A run that waits for an instance slot has not started: a pod beyond the pool stays
+    /// Pending (it once showed Running while it waited).
+    #[tokio::test]
+    async fn a_run_starts_only_once_it_has_an_instance_slot() {
+        let testbed = concat!(env!("CARGO_MANIFEST_DIR"), "/guests/bin/testbed.wasm");
+        let job: Job = serde_yaml_ng::from_str(&format!(
+            "apiVersion: batch/v1\nkind: Job\nmetadata: {{name: t}}\nspec:\n  template:\n    \
+             spec:\n      restartPolicy: Never\n      containers: [{{name: c, image: {testbed}, \
+             args: [sleep, '50']}}]\n"
+        ))
+        .unwrap();
+        let runtime = WasmRuntime::new(WasmOptions {
+            pool: 1,
+            ..WasmOptions::default()
+        })
+        .unwrap();
+        let prepared = runtime.prepare(&job, std::path::Path::new(".")).unwrap();
+        let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let run = |name: &'static str| {
+            let labels = BTreeMap::new();
+            let identity = PodIdentity {
+                name,
+                namespace: "default",
+                uid: "u",
+                labels: &labels,
+                annotations: &labels,
+                queues: None,
+            };
+            let sandbox = prepared.sandbox(&identity).unwrap();
+            let (on_start, ended) = (events.clone(), events.clone());
+            async move {
+                let log = PodLog::new(name, "c", 1 << 10, None);
+                let started = move || on_start.lock().unwrap().push(format!("{name} started"));
+                let exit = sandbox.run(log, Box::new(started)).await;
+                ended.lock().unwrap().push(format!("{name} ended"));
+                exit
+            }
+        };
+        let (a, b) = tokio::join!(run("a"), run("b"));
+        assert_eq!((a, b), (PodExit::Exited(0), PodExit::Exited(0)));
+        assert_eq!(
+            *events.lock().unwrap(),
+            ["a started", "a ended", "b started", "b ended"]
+        );
     }
 }
