@@ -234,7 +234,7 @@ fn describe_job(db: &StateDb, job: &Job, now: Timestamp) -> Result<String, Store
         let _ = writeln!(
             out,
             "Completed Indexes:\t{}",
-            status.completed_indexes.as_deref().unwrap_or("<none>")
+            cap_indexes(status.completed_indexes.as_deref().unwrap_or_default(), 50)
         );
     }
     let _ = writeln!(out, "Pod Template:");
@@ -538,4 +538,40 @@ fn describe_pod(db: &StateDb, pod: &Pod, now: Timestamp) -> Result<String, Store
     let uid = meta.uid.as_deref().unwrap_or("");
     events(&mut out, &db.events(uid)?, now);
     Ok(align(&out))
+}
+
+/// An index list as kubectl describes it: cut at the first comma past `soft_limit`
+/// characters, with `...`; `<none>` when empty.
+fn cap_indexes(indexes: &str, soft_limit: usize) -> String {
+    if indexes.is_empty() {
+        return "<none>".into();
+    }
+    match indexes
+        .get(soft_limit..)
+        .and_then(|rest| rest.find(','))
+        .map(|i| soft_limit + i)
+    {
+        Some(comma) => format!("{}...", &indexes[..=comma]),
+        None => indexes.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cap_indexes;
+
+    #[test]
+    fn index_lists_are_cut_as_kubectl_cuts_them() {
+        assert_eq!(cap_indexes("", 50), "<none>");
+        assert_eq!(cap_indexes("0-99999", 50), "0-99999");
+        let long: String = (0..40)
+            .map(|i| (i * 2).to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        // The first comma at or after the 50th character ends the list.
+        assert_eq!(
+            cap_indexes(&long, 50),
+            "0,2,4,6,8,10,12,14,16,18,20,22,24,26,28,30,32,34,36,..."
+        );
+    }
 }
