@@ -13,7 +13,8 @@ use super::indexes::Indexes;
 use super::success_policy;
 use super::tally::Tally;
 use crate::api::types::{
-    COMPLETE, FAILED, FAILURE_TARGET, Job, JobCondition, JobStatus, SUCCESS_CRITERIA_MET, SUSPENDED,
+    COMPLETE, FAILED, FAILURE_TARGET, Job, JobCondition, JobSpec, JobStatus, SUCCESS_CRITERIA_MET,
+    SUSPENDED,
 };
 
 /// Reason of a Job that failed more often than `backoffLimit` allows.
@@ -116,20 +117,11 @@ pub struct Plan {
     pub requeue_after: Option<Duration>,
 }
 
-/// Computes the next step for `job` (already defaulted) given its pods at `now`.
-pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &BackoffPolicy) -> Plan {
-    let spec = &job.spec;
+/// Sets `status`'s pod counters (active, ready, terminating, succeeded, failed) and index
+/// lists from the observed pods, in one pass over the active ones; returns the in-place
+/// restarts of those still running, which count against backoffLimit under OnFailure.
+pub fn count_pods(spec: &JobSpec, obs: &Observed<'_>, status: &mut JobStatus) -> i64 {
     let tally = obs.tally;
-    let mut status = job.status.clone();
-    let mut plan = Plan {
-        delete: Vec::new(),
-        delete_reason: "",
-        create: 0,
-        indexes: Vec::new(),
-        status: JobStatus::default(),
-        notes: Vec::new(),
-        requeue_after: None,
-    };
     // One pass over the active pods; the list of those to stop is built only when some are.
     let (mut terminating, mut running, mut ready, mut restarts) = (0, 0, 0, 0i64);
     for p in obs.active {
@@ -152,6 +144,25 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
     }
     // Kubernetes reports failedIndexes (possibly empty) whenever backoffLimitPerIndex is set.
     status.failed_indexes = tally.failed_indexes.as_ref().map(Indexes::to_string);
+    restarts
+}
+
+/// Computes the next step for `job` (already defaulted) given its pods at `now`.
+pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &BackoffPolicy) -> Plan {
+    let spec = &job.spec;
+    let tally = obs.tally;
+    let mut status = job.status.clone();
+    let mut plan = Plan {
+        delete: Vec::new(),
+        delete_reason: "",
+        create: 0,
+        indexes: Vec::new(),
+        status: JobStatus::default(),
+        notes: Vec::new(),
+        requeue_after: None,
+    };
+    let restarts = count_pods(spec, obs, &mut status);
+    let succeeded = status.succeeded;
     if status.finished().is_some() {
         plan.status = status;
         return plan;
@@ -268,7 +279,7 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
     }
     // manageJob: how many pods should be active now.
     let parallelism = spec.parallelism.unwrap_or(1).max(0);
-    let active = count(running);
+    let active = status.active;
     let want_active = match spec.completions {
         // Work queue: once any pod succeeded, start no more.
         None if succeeded > 0 => active.min(parallelism),
@@ -278,7 +289,7 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
     // With podReplacementPolicy Failed, a terminating pod is replaced only once it failed.
     let only_failed = spec.pod_replacement_policy.as_deref() == Some("Failed")
         || spec.pod_failure_policy.is_some();
-    let waiting = if only_failed { count(terminating) } else { 0 };
+    let waiting = if only_failed { status.terminating } else { 0 };
     if active > want_active {
         // Only reachable if parallelism shrank: remove the not-yet-running, then the newest
         // pods first, as Kubernetes' ActivePods order does.

@@ -4,21 +4,19 @@
 use super::*;
 
 impl Host {
-    /// While shutting down nothing is reconciled, but the counters keep up with the pods so
-    /// that what is saved agrees with them.
+    /// While shutting down nothing is reconciled, but the Job's counters and index lists
+    /// keep up with its pods, so that what is saved agrees with them.
     pub(super) fn count_pods(&mut self, j: usize) {
         let state = &self.jobs[j];
-        let active = i32::try_from(state.active.len()).unwrap_or(i32::MAX);
-        let completions = self.store.jobs[j].spec.completions;
-        let status = &mut self.store.jobs[j].status;
-        let counts = (
-            active,
-            state.tally.succeeded(completions),
-            state.tally.failed,
-        );
-        if (status.active, status.succeeded, status.failed) != counts {
-            (status.active, status.succeeded, status.failed) = counts;
-            status.ready = status.ready.min(active);
+        let observed = Observed {
+            active: &state.active,
+            tally: &state.tally,
+        };
+        let job = &self.store.jobs[j];
+        let mut status = job.status.clone();
+        crate::controller::job::count_pods(&job.spec, &observed, &mut status);
+        if status != job.status {
+            self.store.jobs[j].status = status;
             self.touch_job(j);
         }
     }
