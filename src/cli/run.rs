@@ -56,7 +56,27 @@ pub fn run(args: RunArgs, state: &StateDir) -> Outcome {
                 (Ok(_), Err(b)) => report_rejected(b),
             };
         }
-        // --ephemeral keeps its state (and queues) in a directory removed at the end.
+        // --ephemeral keeps nothing: without work queues, CronJobs or TTLs (which keep their
+        // state in a database) the host needs none; with them it keeps one in a directory
+        // removed at the end.
+        if args.ephemeral && !needs_state(&loaded) {
+            let demand = pool_demand(&loaded.jobs, &loaded.cronjobs);
+            let mut host = match new_host(&args.options, None, demand) {
+                Ok(h) => h,
+                Err(o) => return o,
+            };
+            let submissions = match host.prepare(loaded.jobs) {
+                Ok(s) => s,
+                Err(rejected) => return report_rejected(rejected),
+            };
+            host.submit(submissions);
+            if !args.options.quiet {
+                for job in &host.store().jobs {
+                    eprintln!("job.batch/{} created", job.name());
+                }
+            }
+            return drive(host, &args.options).await;
+        }
         let tmp = match args.ephemeral.then(tempfile::tempdir).transpose() {
             Ok(t) => t,
             Err(e) => {
@@ -166,6 +186,18 @@ pub fn run(args: RunArgs, state: &StateDir) -> Outcome {
         drop(lock);
         outcome
     })
+}
+
+/// Whether a run needs a state database beside what it must record: for work queues (the
+/// embedded broker and the leases settled with each pod), CronJobs (their Jobs' history) and
+/// `ttlSecondsAfterFinished` (found expired in it).
+fn needs_state(loaded: &crate::api::manifest::Manifests) -> bool {
+    !loaded.cronjobs.is_empty()
+        || !loaded.seeds.is_empty()
+        || loaded.jobs.iter().any(|m| {
+            m.job.spec.ttl_seconds_after_finished.is_some()
+                || !matches!(crate::queue::requested(&m.job), Ok(None))
+        })
 }
 
 /// Pushes what the manifests' queue seeds have not pushed before, to the broker of the Jobs
