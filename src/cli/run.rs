@@ -190,7 +190,8 @@ pub fn run(args: RunArgs, state: &StateDir) -> Outcome {
 
 /// Whether a run needs a state database beside what it must record: for work queues (the
 /// embedded broker and the leases settled with each pod), CronJobs (their Jobs' history) and
-/// `ttlSecondsAfterFinished` (found expired in it).
+/// `ttlSecondsAfterFinished` (found expired in it). A feature that comes to need the database
+/// must be added here, or `--ephemeral` runs would go without it.
 fn needs_state(loaded: &crate::api::manifest::Manifests) -> bool {
     !loaded.cronjobs.is_empty()
         || !loaded.seeds.is_empty()
