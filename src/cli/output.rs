@@ -462,18 +462,23 @@ struct Tracked<'w> {
     error: Option<std::io::Error>,
 }
 
-impl std::io::Write for Tracked<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.inner.write(buf).inspect_err(|e| {
+impl Tracked<'_> {
+    fn keep<T>(&mut self, result: std::io::Result<T>) -> std::io::Result<T> {
+        result.inspect_err(|e| {
             self.error
                 .get_or_insert_with(|| std::io::Error::new(e.kind(), e.to_string()));
         })
     }
+}
+
+impl std::io::Write for Tracked<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let result = self.inner.write(buf);
+        self.keep(result)
+    }
     fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush().inspect_err(|e| {
-            self.error
-                .get_or_insert_with(|| std::io::Error::new(e.kind(), e.to_string()));
-        })
+        let result = self.inner.flush();
+        self.keep(result)
     }
 }
 

@@ -12,14 +12,14 @@ use super::state::StateDir;
 use super::{Outcome, ResumeArgs, RunArgs, RunOptions};
 use crate::api::cronjob::CronJob;
 use crate::api::manifest::{CronJobManifest, JobManifest, load_expanded};
-use crate::api::types::{COMPLETE, FAILED, Job, JobSpec, Pod};
+use crate::api::types::{COMPLETE, FAILED, Job, JobSpec, ObjectMeta, Pod};
 use crate::clock::{Clock, TokioClock};
 use crate::controller::backoff::BackoffPolicy;
 use crate::host::{Change, CronSubmission, Host, HostConfig, Rejected, Submission};
 use crate::logs::LogStream;
 use crate::queue::{Broker, EmbeddedBroker};
 use crate::runtime::wasm::{WasmOptions, WasmRuntime};
-use crate::store::db::{Batch, HostLock, StateDb};
+use crate::store::db::{Batch, HostLock, JobSource, StateDb};
 
 /// Runs `wasmjob run` and returns how it ended.
 pub fn run(args: RunArgs, state: &StateDir) -> Outcome {
@@ -71,9 +71,7 @@ pub fn run(args: RunArgs, state: &StateDir) -> Outcome {
             };
             host.submit(submissions);
             if !args.options.quiet {
-                for job in &host.store().jobs {
-                    eprintln!("job.batch/{} created", job.name());
-                }
+                announce_created(&host);
             }
             return drive(host, &args.options).await;
         }
@@ -176,16 +174,21 @@ pub fn run(args: RunArgs, state: &StateDir) -> Outcome {
         }
         host.submit_cronjobs(cron_plan.new);
         if live {
-            for job in &host.store().jobs {
-                if job.status.start_time.is_none() {
-                    eprintln!("job.batch/{} created", job.name());
-                }
-            }
+            announce_created(&host);
         }
         let outcome = drive(host, &args.options).await;
         drop(lock);
         outcome
     })
+}
+
+/// Says which of the host's Jobs are new (not started before).
+fn announce_created(host: &Host) {
+    for job in &host.store().jobs {
+        if job.status.start_time.is_none() {
+            eprintln!("job.batch/{} created", job.name());
+        }
+    }
 }
 
 /// Whether a run needs a state database beside what it must record: for work queues (the
@@ -648,13 +651,13 @@ type StatePlan = Plan<Submission, (Submission, Job, Vec<Pod>)>;
 /// Sorts `submissions` against the state directory: new ones are created; a recorded one of
 /// the same manifest is taken over (`adopt` reads what else it needs); a recorded one with a
 /// different spec is a conflict (`conflict` says it) unless `replace`. Every conflict is
-/// reported before anything starts. `object` gives a submission's kind, namespace, name and
-/// manifest hash.
+/// reported before anything starts. `object` gives a submission's kind (as the state
+/// directory records it), metadata and source (with its manifest hash).
 fn plan_against_state<S, T, A>(
     db: &StateDb,
     submissions: Vec<S>,
     replace: bool,
-    object: impl Fn(&S) -> (&'static str, String, String, String),
+    object: impl Fn(&S) -> (&'static str, &ObjectMeta, &JobSource),
     uid: impl Fn(&T) -> &str,
     conflict: impl Fn(&S, &T) -> String,
     mut adopt: impl FnMut(S, T) -> Result<A, crate::store::db::StoreError>,
@@ -669,8 +672,10 @@ where
     };
     let mut conflicts = Vec::new();
     for sub in submissions {
-        let (kind, ns, name, hash) = object(&sub);
-        match standing::<T>(db, kind, &ns, &name, &hash, replace, &uid)? {
+        let (kind, meta, source) = object(&sub);
+        let ns = meta.namespace.as_deref().unwrap_or("default");
+        let name = meta.name.as_deref().unwrap_or_default();
+        match standing::<T>(db, kind, ns, name, &source.spec_hash, replace, &uid)? {
             Standing::New => plan.new.push(sub),
             Standing::Replace(uid) => {
                 plan.replace.push(uid);
@@ -698,12 +703,7 @@ fn reconcile_cronjobs(
         db,
         submissions,
         replace,
-        |sub| {
-            let cj = sub.cronjob();
-            let ns = cj.metadata.namespace.as_deref().unwrap_or("default");
-            let hash = sub.source().spec_hash.clone();
-            ("CronJob", ns.to_string(), cj.name().to_string(), hash)
-        },
+        |sub| ("CronJob", &sub.cronjob().metadata, sub.source()),
         |c: &CronJob| c.uid(),
         |sub, stored| {
             format!(
@@ -737,12 +737,7 @@ fn reconcile_with_state(
         db,
         submissions,
         replace,
-        |sub| {
-            let job = sub.job();
-            let ns = job.metadata.namespace.as_deref().unwrap_or("default");
-            let hash = sub.source().spec_hash.clone();
-            ("Job", ns.to_string(), job.name().to_string(), hash)
-        },
+        |sub| ("Job", &sub.job().metadata, sub.source()),
         |j: &Job| j.uid(),
         |sub, stored| {
             format!(

@@ -467,11 +467,47 @@ fn classify(result: wasmtime::Result<()>, memory_denied: bool, limit: usize) -> 
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+    use std::path::Path;
+    use std::sync::{Arc, Mutex};
 
     use super::super::{WasmOptions, WasmRuntime};
     use crate::api::types::Job;
     use crate::logs::PodLog;
-    use crate::runtime::{PodExit, PodIdentity, PodRuntime};
+    use crate::runtime::{OnStart, PodExit, PodIdentity, PodRuntime, PreparedPod};
+
+    /// A Job of `image` (relative to `dir`) with `args`, prepared on a runtime whose pool has
+    /// one instance slot.
+    fn pool_of_one(dir: &Path, image: &str, args: &str) -> (WasmRuntime, Arc<dyn PreparedPod>) {
+        let job: Job = serde_yaml_ng::from_str(&format!(
+            "apiVersion: batch/v1\nkind: Job\nmetadata: {{name: t}}\nspec:\n  template:\n    \
+             spec:\n      restartPolicy: Never\n      containers: [{{name: c, image: {image}, \
+             args: [{args}]}}]\n"
+        ))
+        .unwrap();
+        let runtime = WasmRuntime::new(WasmOptions {
+            pool: 1,
+            ..WasmOptions::default()
+        })
+        .unwrap();
+        let prepared = runtime.prepare(&job, dir).unwrap();
+        (runtime, prepared)
+    }
+
+    /// One container run of a new sandbox of `prepared` (pod `name`).
+    async fn run_once(prepared: &dyn PreparedPod, name: &str, started: OnStart) -> PodExit {
+        let labels = BTreeMap::new();
+        let identity = PodIdentity {
+            name,
+            namespace: "default",
+            uid: "u",
+            labels: &labels,
+            annotations: &labels,
+            queues: None,
+        };
+        let sandbox = prepared.sandbox(&identity).unwrap();
+        let log = PodLog::new(name, "c", 1 << 10, None);
+        sandbox.run(log, started).await
+    }
 
     /// A run hands its pool slot on only once its store has given the instance back. The
     /// slot's permit wakes a waiting pod on another thread at once, so the store must be gone
@@ -481,35 +517,14 @@ mod tests {
     async fn a_slot_is_handed_on_only_once_its_instance_is_back_in_the_pool() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("t.wasm"), crate::bench::TRIVIAL_MODULE).unwrap();
-        let job: Job = serde_yaml_ng::from_str(
-            "apiVersion: batch/v1\nkind: Job\nmetadata: {name: t}\nspec:\n  template:\n    \
-             spec:\n      restartPolicy: Never\n      containers: [{name: c, image: t.wasm}]\n",
-        )
-        .unwrap();
-        let runtime = WasmRuntime::new(WasmOptions {
-            pool: 1,
-            ..WasmOptions::default()
-        })
-        .unwrap();
-        let prepared = runtime.prepare(&job, dir.path()).unwrap();
+        let (_runtime, prepared) = pool_of_one(dir.path(), "t.wasm", "");
         let tasks: Vec<_> = (0..4)
             .map(|_| {
                 let prepared = prepared.clone();
                 tokio::spawn(async move {
-                    let labels = BTreeMap::new();
-                    let identity = PodIdentity {
-                        name: "t-1",
-                        namespace: "default",
-                        uid: "u",
-                        labels: &labels,
-                        annotations: &labels,
-                        queues: None,
-                    };
                     let mut failed = Vec::new();
-                    for _ in 0..500 {
-                        let sandbox = prepared.sandbox(&identity).unwrap();
-                        let log = PodLog::new("t-1", "c", 1 << 10, None);
-                        match sandbox.run(log, Box::new(|| {})).await {
+                    for _ in 0..1000 {
+                        match run_once(&*prepared, "t-1", Box::new(|| {})).await {
                             PodExit::Exited(0) => {}
                             other => failed.push(other),
                         }
@@ -534,35 +549,14 @@ mod tests {
     #[tokio::test]
     async fn a_run_starts_only_once_it_has_an_instance_slot() {
         let testbed = concat!(env!("CARGO_MANIFEST_DIR"), "/guests/bin/testbed.wasm");
-        let job: Job = serde_yaml_ng::from_str(&format!(
-            "apiVersion: batch/v1\nkind: Job\nmetadata: {{name: t}}\nspec:\n  template:\n    \
-             spec:\n      restartPolicy: Never\n      containers: [{{name: c, image: {testbed}, \
-             args: [sleep, '50']}}]\n"
-        ))
-        .unwrap();
-        let runtime = WasmRuntime::new(WasmOptions {
-            pool: 1,
-            ..WasmOptions::default()
-        })
-        .unwrap();
-        let prepared = runtime.prepare(&job, std::path::Path::new(".")).unwrap();
-        let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (_runtime, prepared) = pool_of_one(Path::new("."), testbed, "sleep, '50'");
+        let events = Arc::new(Mutex::new(Vec::new()));
         let run = |name: &'static str| {
-            let labels = BTreeMap::new();
-            let identity = PodIdentity {
-                name,
-                namespace: "default",
-                uid: "u",
-                labels: &labels,
-                annotations: &labels,
-                queues: None,
-            };
-            let sandbox = prepared.sandbox(&identity).unwrap();
             let (on_start, ended) = (events.clone(), events.clone());
+            let prepared = prepared.clone();
             async move {
-                let log = PodLog::new(name, "c", 1 << 10, None);
                 let started = move || on_start.lock().unwrap().push(format!("{name} started"));
-                let exit = sandbox.run(log, Box::new(started)).await;
+                let exit = run_once(&*prepared, name, Box::new(started)).await;
                 ended.lock().unwrap().push(format!("{name} ended"));
                 exit
             }
