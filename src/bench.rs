@@ -172,11 +172,11 @@ async fn run_job(
             .collect::<Vec<_>>()
             .join("\n")
     })?;
-    let mut host = Host::new(
-        runtime.clone(),
-        Arc::new(TokioClock::new()),
-        HostConfig::default(),
-    );
+    let config = HostConfig {
+        watch: false,
+        ..HostConfig::default()
+    };
+    let mut host = Host::new(runtime.clone(), Arc::new(TokioClock::new()), config);
     let state = tempfile::tempdir_in(dir).map_err(|e| format!("state directory: {e}"))?;
     if with_state {
         let db = StateDb::open(state.path()).map_err(|e| e.to_string())?;

@@ -1,6 +1,7 @@
 //! The kubelet's part: runs one pod's container, restarts it in place under restartPolicy
 //! OnFailure with CrashLoopBackOff-style delays, and reports each change to the host.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use jiff::Timestamp;
@@ -8,6 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::clock::Clock;
 use crate::controller::backoff::BackoffPolicy;
+use crate::host::Shared;
 use crate::logs::{LogStream, PodLog};
 use crate::runtime::{PodExit, Sandbox};
 
@@ -66,23 +68,94 @@ pub struct PodRun {
     pub log_stream: Option<Arc<LogStream>>,
 }
 
-/// Runs the pod until it finishes or `kill` fires (with the reason to report).
+/// A pod the host created in the turn a pod's own update caused, for that pod's task to
+/// run next (see [`crate::host::Shared`]).
+pub struct Successor {
+    /// How to run it.
+    pub run: PodRun,
+    /// Fires when the host terminates it.
+    pub kill: oneshot::Receiver<String>,
+}
+
+/// How a pod's updates reach the host: straight into it when no one else holds it (the
+/// pod's own thread applies the update and runs the turn it causes), else over the channel.
+/// Once one of a pod's updates took the channel its later ones follow, so that the host
+/// sees them in order.
+pub struct Reporter {
+    updates: mpsc::UnboundedSender<PodUpdate>,
+    shared: Option<Arc<Shared>>,
+    queued: AtomicBool,
+}
+
+impl Reporter {
+    /// A pod's reporter: over `updates`, or into `shared` when it is free.
+    pub fn new(updates: mpsc::UnboundedSender<PodUpdate>, shared: Option<Arc<Shared>>) -> Self {
+        Reporter {
+            updates,
+            shared,
+            queued: AtomicBool::new(false),
+        }
+    }
+
+    /// Reports `update`; with `keep`, a pod the host creates in the turn it causes comes back
+    /// to be run by the caller.
+    fn report(&self, update: PodUpdate, keep: bool) -> Option<Successor> {
+        let update = match &self.shared {
+            Some(shared) if !self.queued.load(Ordering::Relaxed) => {
+                match shared.report(update, keep) {
+                    Ok(successor) => return successor,
+                    Err(update) => update,
+                }
+            }
+            _ => update,
+        };
+        self.queued.store(true, Ordering::Relaxed);
+        // The host outlives every pod task, so a failed send only means it is shutting down.
+        let _ = self.updates.send(update);
+        None
+    }
+}
+
+/// Runs the pod until it finishes or `kill` fires (with the reason to report), then the
+/// pods the host hands this task as they finish.
 pub async fn run_pod(
     run: PodRun,
     clock: Arc<dyn Clock>,
-    updates: mpsc::UnboundedSender<PodUpdate>,
-    mut kill: oneshot::Receiver<String>,
+    reporter: Reporter,
+    kill: oneshot::Receiver<String>,
 ) {
+    let mut next = Some((run, kill, reporter));
+    while let Some((run, kill, reporter)) = next.take() {
+        let reporter = Arc::new(reporter);
+        let successor = run_one(run, &clock, &reporter, kill).await;
+        next = successor.map(|s| {
+            let reporter = Reporter::new(reporter.updates.clone(), reporter.shared.clone());
+            (s.run, s.kill, reporter)
+        });
+        if next.is_some() {
+            // A long chain of pods must not keep the worker from its other tasks.
+            tokio::task::consume_budget().await;
+        }
+    }
+}
+
+/// Runs one pod; returns the pod the host handed over when it finished, if any.
+async fn run_one(
+    run: PodRun,
+    clock: &Arc<dyn Clock>,
+    reporter: &Arc<Reporter>,
+    mut kill: oneshot::Receiver<String>,
+) -> Option<Successor> {
     let pod = run.pod;
     let mut restarts = 0u32;
-    // The host outlives every pod task, so a failed send only means it is shutting down.
-    let finish = |exit, started, updates: &mpsc::UnboundedSender<PodUpdate>, at| {
-        let _ = updates.send(PodUpdate::Finished {
+    let finish = |exit, started, at| {
+        let update = PodUpdate::Finished {
             pod,
             exit,
             started,
             at,
-        });
+        };
+        reporter.report(update, true)
     };
     loop {
         let log = PodLog::new(
@@ -96,9 +169,9 @@ pub async fn run_pod(
         // that every run keeps its log.
         let started: Arc<OnceLock<Timestamp>> = Arc::default();
         let report = {
-            let (updates, log) = (updates.clone(), log.clone());
+            let (reporter, log) = (reporter.clone(), log.clone());
             move |at| {
-                let _ = updates.send(PodUpdate::Started { pod, at, log });
+                reporter.report(PodUpdate::Started { pod, at, log }, false);
             }
         };
         let on_start = {
@@ -114,27 +187,30 @@ pub async fn run_pod(
                 let now = clock.now();
                 let t0 = start_once(&started, now, report);
                 let reason = reason.unwrap_or_else(|_| "Terminated".into());
-                return finish(PodExit::Terminated(reason), Some(t0), &updates, now);
+                return finish(PodExit::Terminated(reason), Some(t0), now);
             }
         };
         log.finish();
         let at = clock.now();
         let t0 = start_once(&started, at, report);
         if exit.success() || !run.restart_on_failure {
-            return finish(exit, Some(t0), &updates, at);
+            return finish(exit, Some(t0), at);
         }
         restarts += 1;
-        let _ = updates.send(PodUpdate::Restarting {
-            pod,
-            exit,
-            started: t0,
-            at,
-        });
+        reporter.report(
+            PodUpdate::Restarting {
+                pod,
+                exit,
+                started: t0,
+                at,
+            },
+            false,
+        );
         tokio::select! {
             () = tokio::time::sleep(run.backoff.delay(restarts)) => {}
             reason = &mut kill => {
                 let reason = reason.unwrap_or_else(|_| "Terminated".into());
-                return finish(PodExit::Terminated(reason), Some(t0), &updates, clock.now());
+                return finish(PodExit::Terminated(reason), Some(t0), clock.now());
             }
         }
     }

@@ -491,6 +491,8 @@ fn new_host(o: &RunOptions, broker: Option<Arc<dyn Broker>>, demand: u32) -> Res
         log_stream,
         broker,
         schedules_limit: o.schedules,
+        // The live view is the only watcher.
+        watch: !o.quiet,
     };
     Ok(Host::new(Arc::new(wasm), clock, config))
 }

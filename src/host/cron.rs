@@ -198,11 +198,7 @@ impl Host {
 
     /// `wasmjob delete cronjob` while this host runs: the CronJob stops scheduling and goes,
     /// with its Jobs and their pods, in one transaction with the request.
-    pub(super) fn delete_cronjob(
-        &mut self,
-        req: &crate::store::db::Request,
-        on_change: &mut impl FnMut(&Change),
-    ) {
+    pub(super) fn delete_cronjob(&mut self, req: &crate::store::db::Request) {
         self.commit(false);
         if let Some(c) = self
             .store
@@ -228,7 +224,7 @@ impl Host {
                 .collect();
             for (uid, name) in children {
                 self.store.deleted_by_user.insert(uid.clone());
-                self.delete_job(&uid, &name, false, None, on_change);
+                self.delete_job(&uid, &name, false, None);
             }
         }
         let Some(db) = self.db.as_mut() else { return };
@@ -262,7 +258,7 @@ impl Host {
     }
 
     /// One pass of the CronJob controller for CronJob `c`, applied.
-    pub(super) fn sync_cron(&mut self, c: usize, on_change: &mut impl FnMut(&Change)) {
+    pub(super) fn sync_cron(&mut self, c: usize) {
         if self.crons[c].deleted {
             return;
         }
@@ -339,7 +335,7 @@ impl Host {
         for victim in &plan.delete {
             if let Some(j) = self.store.jobs.iter().position(|j| j.uid() == victim) {
                 let name = self.store.jobs[j].name().to_string();
-                self.delete_job(victim, &name, false, None, on_change);
+                self.delete_job(victim, &name, false, None);
             }
         }
         for note in plan.notes {
@@ -363,7 +359,7 @@ impl Host {
             self.push_job(job, prepared, None, queues, Vec::new());
             self.store.cronjobs[c].status.active.push(reference);
             self.crons[c].created += 1;
-            on_change(&Change::JobCreated {
+            self.emit(Change::JobCreated {
                 name: new.name,
                 cronjob: self.store.cronjobs[c].name().to_string(),
             });

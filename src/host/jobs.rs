@@ -21,7 +21,7 @@ impl Host {
         }
     }
 
-    pub(super) fn sync_job(&mut self, j: usize, on_change: &mut impl FnMut(&Change)) {
+    pub(super) fn sync_job(&mut self, j: usize) {
         if self.jobs[j].deleted {
             return;
         }
@@ -40,17 +40,10 @@ impl Host {
             requeue = ?plan.requeue_after,
             "reconciled"
         );
-        self.apply_plan(j, plan, now, on_change);
+        self.apply_plan(j, plan, now);
     }
 
-    pub(super) fn apply_plan(
-        &mut self,
-        j: usize,
-        plan: Plan,
-        now: Timestamp,
-        on_change: &mut impl FnMut(&Change),
-    ) {
-        let job_name = self.store.jobs[j].name().to_string();
+    pub(super) fn apply_plan(&mut self, j: usize, plan: Plan, now: Timestamp) {
         if self.store.jobs[j].status != plan.status {
             self.touch_job(j);
         }
@@ -60,12 +53,17 @@ impl Host {
         if !was_finished && self.store.jobs[j].status.finished().is_some() {
             self.job_finished(j);
         }
-        for cond in &self.store.jobs[j].status.conditions[before..] {
-            on_change(&Change::Job {
-                name: job_name.clone(),
-                condition: cond.type_.clone(),
-                reason: cond.reason.clone(),
-            });
+        if self.config.watch {
+            let job = &self.store.jobs[j];
+            self.changes.extend(
+                job.status.conditions[before..]
+                    .iter()
+                    .map(|cond| Change::Job {
+                        name: job.name().to_string(),
+                        condition: cond.type_.clone(),
+                        reason: cond.reason.clone(),
+                    }),
+            );
         }
         for note in plan.notes {
             self.event("Job", j, note.type_, note.reason, note.message, now);
@@ -84,11 +82,11 @@ impl Host {
         }
         if plan.indexes.is_empty() {
             for _ in 0..plan.create {
-                self.create_pod(j, now, None, on_change);
+                self.create_pod(j, now, None);
             }
         } else {
             for i in plan.indexes {
-                self.create_pod(j, now, Some(i), on_change);
+                self.create_pod(j, now, Some(i));
             }
         }
         self.jobs[j].requeue_at = plan.requeue_after.map(|d| Instant::now() + d);
@@ -127,6 +125,21 @@ impl Host {
                 .container_statuses
                 .first()
                 .map_or(0, |c| c.restart_count),
+        }
+    }
+
+    /// Keeps `change` for `on_change`, if anyone watches.
+    pub(super) fn emit(&mut self, change: Change) {
+        if self.config.watch {
+            self.changes.push(change);
+        }
+    }
+
+    /// Keeps pod `p`'s new status for `on_change`, if anyone watches.
+    pub(super) fn emit_pod(&mut self, p: usize) {
+        if self.config.watch {
+            let change = self.pod_change(p);
+            self.changes.push(change);
         }
     }
 
@@ -182,13 +195,7 @@ impl Host {
         }
     }
 
-    pub(super) fn create_pod(
-        &mut self,
-        j: usize,
-        now: Timestamp,
-        index: Option<i32>,
-        on_change: &mut impl FnMut(&Change),
-    ) {
+    pub(super) fn create_pod(&mut self, j: usize, now: Timestamp, index: Option<i32>) {
         self.load_stored_names(j);
         let job = &self.store.jobs[j];
         // Indexed pods are `<job>-<index>-<random>`.
@@ -263,11 +270,13 @@ impl Host {
             ["Created pod: ", &name].concat(),
             now,
         );
-        on_change(&Change::Pod {
-            name: name.clone(),
-            status: "Pending".into(),
-            restarts: 0,
-        });
+        if self.config.watch {
+            self.changes.push(Change::Pod {
+                name: name.clone(),
+                status: "Pending".into(),
+                restarts: 0,
+            });
+        }
         let run = sandbox.map(|sandbox| PodRun {
             pod: p,
             name,
@@ -285,8 +294,10 @@ impl Host {
         });
     }
 
-    /// Starts the pods created this turn; they are in the store by now.
-    pub(super) fn start_pods(&mut self) {
+    /// Starts the pods created this turn; they are in the store by now. With `keep` the
+    /// first that can run is returned instead, for the caller (a pod's task) to run.
+    pub(super) fn start_pods(&mut self, mut keep: bool) -> Option<Successor> {
+        let mut kept = None;
         // The list keeps its capacity from turn to turn.
         let mut starts = std::mem::take(&mut self.starts);
         for Start { pod, run, kill } in starts.drain(..) {
@@ -301,13 +312,10 @@ impl Host {
                 continue;
             }
             match run {
+                Ok(run) if std::mem::take(&mut keep) => kept = Some(Successor { run, kill }),
                 Ok(run) => {
-                    tokio::spawn(run_pod(
-                        run,
-                        self.clock.clone(),
-                        self.updates_tx.clone(),
-                        kill,
-                    ));
+                    let reporter = Reporter::new(self.updates_tx.clone(), self.shared.upgrade());
+                    tokio::spawn(run_pod(run, self.clock.clone(), reporter, kill));
                 }
                 Err(msg) => {
                     // Reported like a container that could not start: the pod fails at once.
@@ -321,9 +329,10 @@ impl Host {
             }
         }
         self.starts = starts;
+        kept
     }
 
-    pub(super) fn apply(&mut self, update: PodUpdate, on_change: &mut impl FnMut(&Change)) {
+    pub(super) fn apply(&mut self, update: PodUpdate) {
         let (p, finished) = match update {
             PodUpdate::Started { pod: p, at, log } => {
                 let entry = &mut self.store.pods[p];
@@ -368,7 +377,7 @@ impl Host {
             }
         };
         self.touch_pod(p);
-        on_change(&self.pod_change(p));
+        self.emit_pod(p);
         let j = self.store.pods[p].job;
         if let Some(at) = finished {
             self.remove_active(p);

@@ -24,7 +24,7 @@ use crate::clock::Clock;
 use crate::controller::backoff::BackoffPolicy;
 use crate::controller::job::{ActivePod, Observed, Plan, reconcile};
 use crate::controller::tally::Tally;
-use crate::kubelet::{PodRun, PodUpdate, run_pod};
+use crate::kubelet::{PodRun, PodUpdate, Reporter, Successor, run_pod};
 use crate::logs::{DEFAULT_LOG_LIMIT, LogStream};
 use crate::queue::{self, Broker, QueueGrant, QueueRequest};
 use crate::runtime::{PodExit, PodIdentity, PodRuntime, PreparedPod};
@@ -67,6 +67,9 @@ pub struct HostConfig {
     pub broker: Option<Arc<dyn Broker>>,
     /// Each CronJob creates at most this many Jobs in this run (`--schedules N`).
     pub schedules_limit: Option<u32>,
+    /// Whether [`Host::run`]'s `on_change` is told of changes; without it the host does not
+    /// build them.
+    pub watch: bool,
 }
 
 impl Default for HostConfig {
@@ -77,6 +80,7 @@ impl Default for HostConfig {
             log_stream: None,
             broker: None,
             schedules_limit: None,
+            watch: true,
         }
     }
 }
@@ -220,6 +224,14 @@ pub struct Host {
     store_error: Option<StoreError>,
     /// When the state database was last committed to.
     last_commit: Instant,
+    /// Changes not yet shown to `on_change` (only kept with [`HostConfig::watch`]).
+    changes: Vec<Change>,
+    /// Pods are being terminated and nothing new starts: the run ends once they have.
+    shutting_down: bool,
+    /// When the loop of [`Host::run`] next wakes by itself, as of its last turn.
+    loop_next: Option<Instant>,
+    /// The host as its pods reach it while it runs.
+    shared: std::sync::Weak<Shared>,
 }
 
 impl Host {
@@ -251,6 +263,10 @@ impl Host {
             deleted: HashSet::new(),
             store_error: None,
             last_commit: Instant::now(),
+            changes: Vec::new(),
+            shutting_down: false,
+            loop_next: None,
+            shared: std::sync::Weak::new(),
         }
     }
 
@@ -459,89 +475,79 @@ impl Host {
 
     /// Runs until every Job has finished (or can make no progress, e.g. parallelism 0), or
     /// until `shutdown` resolves, in which case running pods are terminated first.
-    /// `on_change` sees each change as it happens. Fails only if the state database does;
-    /// running pods are terminated first then.
+    /// `on_change` sees each change (with [`HostConfig::watch`]), in order, shortly after it
+    /// happens. Fails only if the state database does; running pods are terminated first then.
+    ///
+    /// While it runs the host is shared with its pods ([`Shared`]): a pod that ends applies
+    /// its own update and starts the next pod on its own thread when no one else is busy
+    /// with the host, and this loop does the rest (timers, requests, shutdown, updates
+    /// that found the host busy).
     pub async fn run(
         &mut self,
         shutdown: impl Future<Output = ()>,
         mut on_change: impl FnMut(&Change),
     ) -> Result<(), StoreError> {
+        let mut running = Running::start(self);
+        let shared = running.shared.clone();
+        let updates = &mut running.updates;
+        let has_db = lock(&shared).as_ref().is_some_and(|h| h.db.is_some());
         tokio::pin!(shutdown);
-        let mut shutting_down = false;
         let mut ticks = 0u32;
         let mut tick = tokio::time::interval_at(Instant::now() + TICK, TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut changes = Vec::new();
         loop {
-            let now = Instant::now();
-            if self.store_error.is_some() && !shutting_down {
-                shutting_down = true;
-                self.kill_all();
+            let (end, shutting_down) = {
+                let mut guard = lock(&shared);
+                let Some(host) = guard.as_mut() else { break };
+                let (end, _) = host.turn(false);
+                host.loop_next = end.next;
+                std::mem::swap(&mut host.changes, &mut changes);
+                (end, host.shutting_down)
+            };
+            for change in changes.drain(..) {
+                on_change(&change);
             }
-            for c in 0..self.crons.len() {
-                if !shutting_down && self.crons[c].requeue_at.is_some_and(|t| t <= now) {
-                    self.crons[c].requeue_at = None;
-                    self.sync_cron(c, &mut on_change);
-                }
-            }
-            for j in 0..self.jobs.len() {
-                if self.jobs[j].requeue_at.is_some_and(|t| t <= now) {
-                    self.jobs[j].requeue_at = None;
-                    if shutting_down {
-                        self.count_pods(j);
-                    } else {
-                        self.sync_job(j, &mut on_change);
-                    }
-                }
-            }
-            let commit_at = self.last_commit + COMMIT_DELAY;
-            if self.db.is_none() || !self.starts.is_empty() || Instant::now() >= commit_at {
-                self.commit(false);
-            }
-            self.start_pods();
-            let running = self.jobs.iter().any(|j| !j.active.is_empty());
-            let next = self
-                .jobs
-                .iter()
-                .filter_map(|j| j.requeue_at)
-                .chain(self.crons.iter().filter_map(|c| c.requeue_at))
-                .min();
-            if !running && (next.is_none() || shutting_down) {
+            if end.done {
                 break;
             }
-            // What waits for a commit is written by `commit_at` at the latest.
-            let next = match self.unsaved() {
-                true => Some(next.map_or(commit_at, |n| n.min(commit_at))),
-                false => next,
-            };
             tokio::select! {
-                update = self.updates_rx.recv() => {
+                update = updates.recv() => {
                     // The host holds a sender, so the channel never closes while it runs.
                     let Some(update) = update else { break };
-                    self.apply(update, &mut on_change);
-                    while let Ok(more) = self.updates_rx.try_recv() {
-                        self.apply(more, &mut on_change);
+                    let mut guard = lock(&shared);
+                    let Some(host) = guard.as_mut() else { break };
+                    host.apply(update);
+                    while let Ok(more) = updates.try_recv() {
+                        host.apply(more);
                     }
                 }
-                () = sleep_until(next) => {}
-                _ = tick.tick(), if self.db.is_some() => {
+                () = shared.wake.notified() => {}
+                () = sleep_until(end.next) => {}
+                _ = tick.tick(), if has_db => {
+                    let mut guard = lock(&shared);
+                    let Some(host) = guard.as_mut() else { break };
                     ticks += 1;
                     if ticks.is_multiple_of(LOG_SAVE_TICKS) {
-                        self.touch_running_pods();
+                        host.touch_running_pods();
                     }
-                    for (_, broker) in self.jobs.iter().filter_map(|j| j.queues.as_ref()) {
+                    for (_, broker) in host.jobs.iter().filter_map(|j| j.queues.as_ref()) {
                         broker.keepalive();
                     }
                     if !shutting_down {
-                        self.serve_requests(&mut on_change);
-                        self.collect_expired(&mut on_change);
+                        host.serve_requests();
+                        host.collect_expired();
                     }
                 }
                 () = &mut shutdown, if !shutting_down => {
-                    shutting_down = true;
-                    self.kill_all();
+                    let mut guard = lock(&shared);
+                    let Some(host) = guard.as_mut() else { break };
+                    host.shutting_down = true;
+                    host.kill_all();
                 }
             }
         }
+        drop(running);
         self.commit(true);
         match self.store_error.take() {
             Some(e) => Err(e),
@@ -549,10 +555,57 @@ impl Host {
         }
     }
 
+    /// One turn of the host: reconciles what is due, commits (with a state database: what
+    /// pods it creates, at once, and the rest within [`COMMIT_DELAY`]) and starts the pods
+    /// it created; with `keep`, the first of them is returned to be run by the caller.
+    fn turn(&mut self, keep: bool) -> (TurnEnd, Option<Successor>) {
+        let now = Instant::now();
+        if self.store_error.is_some() && !self.shutting_down {
+            self.shutting_down = true;
+            self.kill_all();
+        }
+        for c in 0..self.crons.len() {
+            if !self.shutting_down && self.crons[c].requeue_at.is_some_and(|t| t <= now) {
+                self.crons[c].requeue_at = None;
+                self.sync_cron(c);
+            }
+        }
+        for j in 0..self.jobs.len() {
+            if self.jobs[j].requeue_at.is_some_and(|t| t <= now) {
+                self.jobs[j].requeue_at = None;
+                if self.shutting_down {
+                    self.count_pods(j);
+                } else {
+                    self.sync_job(j);
+                }
+            }
+        }
+        let commit_at = self.last_commit + COMMIT_DELAY;
+        if self.db.is_none() || !self.starts.is_empty() || Instant::now() >= commit_at {
+            self.commit(false);
+        }
+        let successor = self.start_pods(keep);
+        let running = self.jobs.iter().any(|j| !j.active.is_empty());
+        let next = self
+            .jobs
+            .iter()
+            .filter_map(|j| j.requeue_at)
+            .chain(self.crons.iter().filter_map(|c| c.requeue_at))
+            .min();
+        let done = !running && (next.is_none() || self.shutting_down);
+        // What waits for a commit is written by `commit_at` at the latest.
+        let next = match self.unsaved() {
+            true => Some(next.map_or(commit_at, |n| n.min(commit_at))),
+            false => next,
+        };
+        (TurnEnd { done, next }, successor)
+    }
+
     /// [`Host::run`] as a task of its own on the current tokio runtime; the task gives the
     /// host back with the result. On a multi-thread runtime this is the fast way to run it:
-    /// the loop then lives on a worker thread, where pods report to it without waking a
-    /// thread of their own (awaited from `block_on`, every pod's start and end crosses threads).
+    /// the loop then lives on a worker thread, where the updates that found the host busy
+    /// reach it without waking a thread of their own (awaited from `block_on`, each of
+    /// them crosses threads).
     pub fn spawn(
         mut self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -569,6 +622,106 @@ impl Host {
             self.kill(p, pods::REASON_SHUTDOWN);
         }
     }
+}
+
+/// How a turn of the host ended.
+struct TurnEnd {
+    /// Nothing runs and nothing is due: the run is over.
+    done: bool,
+    /// When the next turn is due if nothing happens before.
+    next: Option<Instant>,
+}
+
+/// A host while [`Host::run`] runs it, shared with its pods. Whoever holds the lock does
+/// the host's work: a pod that ends on a worker thread applies its own update there and
+/// runs the turn it causes, and runs the pod that turn creates in the same task, instead of
+/// waking the loop's thread and a thread for the new pod (two hand-overs between threads
+/// per pod, which cost more than a trivial pod itself). A pod that finds the host busy
+/// reports over the channel, as every update did before.
+pub struct Shared {
+    host: std::sync::Mutex<Option<Host>>,
+    /// Wakes the loop after a pod's turn changed what it waits for.
+    wake: tokio::sync::Notify,
+}
+
+impl Shared {
+    /// Applies `update` and runs the turn it causes, unless someone else holds the host (or
+    /// its run is over): then `update` comes back. With `keep`, a pod the turn creates is
+    /// returned for the caller to run.
+    pub(crate) fn report(
+        &self,
+        update: PodUpdate,
+        keep: bool,
+    ) -> Result<Option<Successor>, PodUpdate> {
+        // Waiting for the lock would make a convoy of a wide Job's pods.
+        let Ok(mut guard) = self.host.try_lock() else {
+            return Err(update);
+        };
+        let Some(host) = guard.as_mut() else {
+            return Err(update);
+        };
+        host.apply(update);
+        let (end, successor) = host.turn(keep);
+        let wake = end.done || end.next != host.loop_next || !host.changes.is_empty();
+        drop(guard);
+        if wake {
+            self.wake.notify_one();
+        }
+        Ok(successor)
+    }
+}
+
+/// The host moved into its [`Shared`] for a run, and back out when the run ends or is
+/// dropped.
+struct Running<'a> {
+    slot: &'a mut Host,
+    shared: Arc<Shared>,
+    updates: mpsc::UnboundedReceiver<PodUpdate>,
+}
+
+impl<'a> Running<'a> {
+    fn start(slot: &'a mut Host) -> Self {
+        let stand_in = Host::new(
+            slot.runtime.clone(),
+            slot.clock.clone(),
+            slot.config.clone(),
+        );
+        let mut host = std::mem::replace(slot, stand_in);
+        let shared = Arc::new(Shared {
+            host: std::sync::Mutex::new(None),
+            wake: tokio::sync::Notify::new(),
+        });
+        host.shared = Arc::downgrade(&shared);
+        let (_, closed) = mpsc::unbounded_channel();
+        let updates = std::mem::replace(&mut host.updates_rx, closed);
+        *lock(&shared) = Some(host);
+        Running {
+            slot,
+            shared,
+            updates,
+        }
+    }
+}
+
+impl Drop for Running<'_> {
+    /// Puts the host back, with its channel: updates that arrive from now on wait there
+    /// for a later run.
+    fn drop(&mut self) {
+        let host = lock(&self.shared).take();
+        if let Some(mut host) = host {
+            let (_, closed) = mpsc::unbounded_channel();
+            host.updates_rx = std::mem::replace(&mut self.updates, closed);
+            host.shared = std::sync::Weak::new();
+            *self.slot = host;
+        }
+    }
+}
+
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Option<Host>> {
+    shared
+        .host
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn absolute(p: &Path) -> std::path::PathBuf {

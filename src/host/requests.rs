@@ -5,7 +5,7 @@ use super::*;
 
 impl Host {
     /// Carries out requests that other `wasmjob` processes left in the state database.
-    pub(super) fn serve_requests(&mut self, on_change: &mut impl FnMut(&Change)) {
+    pub(super) fn serve_requests(&mut self) {
         let Some(db) = self.db.as_ref() else { return };
         let requests = match db.requests() {
             Ok(r) => r,
@@ -16,21 +16,15 @@ impl Host {
         };
         for req in requests {
             if req.verb == "delete" && req.kind == "Job" {
-                self.delete_job(
-                    &req.uid,
-                    &req.name,
-                    req.option == "orphan",
-                    Some(req.id),
-                    on_change,
-                );
+                self.delete_job(&req.uid, &req.name, req.option == "orphan", Some(req.id));
             } else if req.verb == "patch" && req.kind == "Job" {
                 self.patch_job(&req);
             } else if req.verb == "delete" && req.kind == "Pod" && req.option == "stop" {
-                self.stop_pod(&req, on_change);
+                self.stop_pod(&req);
             } else if req.verb == "delete" && req.kind == "Pod" {
                 self.delete_pod(&req);
             } else if req.verb == "delete" && req.kind == "CronJob" {
-                self.delete_cronjob(&req, on_change);
+                self.delete_cronjob(&req);
             } else {
                 self.done_requests.push(req.id);
             }
@@ -59,7 +53,7 @@ impl Host {
     /// `wasmjob delete pod` of a running pod of a Job this host runs: the pod is interrupted
     /// (terminating until it stops) and then replaced as the Job's `podReplacementPolicy`
     /// says. It stays recorded, with its deletion time, because the Job counts it.
-    pub(super) fn stop_pod(&mut self, req: &Request, on_change: &mut impl FnMut(&Change)) {
+    pub(super) fn stop_pod(&mut self, req: &Request) {
         let found = self.store.pods.iter().position(|e| {
             e.pod.metadata.uid.as_deref() == Some(req.uid.as_str()) && !pods::is_finished(&e.pod)
         });
@@ -79,7 +73,7 @@ impl Host {
                 format!("Stopping container {container}"),
                 now,
             );
-            on_change(&self.pod_change(p));
+            self.emit_pod(p);
             let j = self.store.pods[p].job;
             self.jobs[j].requeue_at = Some(Instant::now());
         }
@@ -106,12 +100,12 @@ impl Host {
     }
 
     /// Deletes the Jobs whose `ttlSecondsAfterFinished` has run out, with their pods.
-    pub(super) fn collect_expired(&mut self, on_change: &mut impl FnMut(&Change)) {
+    pub(super) fn collect_expired(&mut self) {
         let Some(db) = self.db.as_ref() else { return };
         match db.expired_jobs(self.clock.now()) {
             Ok(expired) => {
                 for (uid, name) in expired {
-                    self.delete_job(&uid, &name, false, None, on_change);
+                    self.delete_job(&uid, &name, false, None);
                 }
             }
             Err(e) => {
@@ -123,14 +117,7 @@ impl Host {
     /// `wasmjob delete job` (request `request`) or the TTL controller while this host runs:
     /// terminates the Job's pods (unless orphaned) and removes it from the store, with the
     /// request, in one transaction; nothing of it is written again.
-    pub(super) fn delete_job(
-        &mut self,
-        uid: &str,
-        name: &str,
-        orphan: bool,
-        request: Option<i64>,
-        on_change: &mut impl FnMut(&Change),
-    ) {
+    pub(super) fn delete_job(&mut self, uid: &str, name: &str, orphan: bool, request: Option<i64>) {
         // Commit first so that the deletion sees every pod this host created.
         self.commit(false);
         let found = self.store.jobs.iter().position(|j| j.uid() == uid);
@@ -159,7 +146,7 @@ impl Host {
                     self.kill(p, pods::REASON_DELETED);
                 }
             }
-            on_change(&Change::JobDeleted { name: name.into() });
+            self.emit(Change::JobDeleted { name: name.into() });
         }
         let Some(db) = self.db.as_mut() else { return };
         if let Err(e) = db.delete_job(uid, orphan, request) {

@@ -146,6 +146,71 @@ async fn parallelism_bounds_active_pods_at_every_moment() {
     assert_eq!(secs(store.jobs[0].status.completion_time), 0.3);
 }
 
+/// Pods that end at once, on two worker threads: each ending pod's thread applies its own
+/// update and starts the next pod when the host is free, else the update goes over the
+/// channel. Either way the live view sees every pod go Pending, Running, Completed in that
+/// order, and never more pods unfinished than the parallelism.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_handed_over_between_threads_keep_order_and_parallelism() {
+    use std::collections::HashMap;
+    use wasmjob::host::Change;
+    let (jobs, errs) = parse_documents(
+        &job("  completions: 2000\n  parallelism: 2", "Never", &[]),
+        "t.yaml",
+        std::path::Path::new("."),
+    );
+    assert!(errs.is_empty(), "{errs:?}");
+    let mut host = Host::new(
+        Arc::new(FakeRuntime),
+        Arc::new(TokioClock::new()),
+        HostConfig::default(),
+    );
+    let subs = host.prepare(jobs).map_err(|r| format!("{r:?}")).unwrap();
+    host.submit(subs);
+    // Each pod's statuses as the live view saw them; pods unfinished now, and at most.
+    type Seen = (HashMap<String, Vec<String>>, i32, i32);
+    let seen: Arc<std::sync::Mutex<Seen>> = Arc::default();
+    let watch = seen.clone();
+    let (host, result) = host
+        .spawn(std::future::pending(), move |change| {
+            if let Change::Pod { name, status, .. } = change {
+                let (pods, unfinished, most) = &mut *watch.lock().unwrap();
+                match status.as_str() {
+                    "Pending" => *unfinished += 1,
+                    "Completed" => *unfinished -= 1,
+                    _ => {}
+                }
+                *most = (*most).max(*unfinished);
+                pods.entry(name.clone()).or_default().push(status.clone());
+            }
+        })
+        .await
+        .expect("host task");
+    result.expect("an in-memory host has no store to fail");
+    let (pods, unfinished, most) = &*seen.lock().unwrap();
+    assert_eq!((*unfinished, *most), (0, 2));
+    assert_eq!(pods.len(), 2000);
+    for (name, statuses) in pods {
+        assert_eq!(statuses, &["Pending", "Running", "Completed"], "pod/{name}");
+    }
+    let store = host.store();
+    assert_eq!(store.pods.len(), 2000);
+    assert!(store.pods.iter().all(|p| p.pod.status.phase == "Succeeded"));
+    let status = &store.jobs[0].status;
+    assert_eq!(
+        (status.succeeded, status.failed, status.active),
+        (2000, 0, 0)
+    );
+    assert_eq!(status.conditions.last().unwrap().type_, "Complete");
+    let created = store
+        .events
+        .iter()
+        .filter(|e| e.reason == "SuccessfulCreate")
+        .map(|e| e.count)
+        .sum::<i32>();
+    assert_eq!(created, 2000);
+}
+
 #[tokio::test(start_paused = true)]
 async fn shutdown_terminates_running_pods() {
     let (jobs, _) = parse_documents(
