@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -51,6 +52,8 @@ const TICK: Duration = Duration::from_millis(250);
 /// long after the previous commit, so that a turn per pod update does not mean a
 /// transaction per pod update; new pods are committed (and started) in their own turn.
 const COMMIT_DELAY: Duration = Duration::from_millis(20);
+/// How many times a pod tries a busy host before it reports over the channel instead.
+const SPINS: u32 = 100;
 /// Running pods' new log output is saved every this many ticks.
 const LOG_SAVE_TICKS: u32 = 4;
 
@@ -501,6 +504,7 @@ impl Host {
                 let mut guard = lock(&shared);
                 let Some(host) = guard.as_mut() else { break };
                 let (end, _) = host.turn(false);
+                shared.active.store(end.active, Ordering::Relaxed);
                 host.loop_next = end.next;
                 std::mem::swap(&mut host.changes, &mut changes);
                 (end, host.shutting_down)
@@ -585,20 +589,20 @@ impl Host {
             self.commit(false);
         }
         let successor = self.start_pods(keep);
-        let running = self.jobs.iter().any(|j| !j.active.is_empty());
+        let active = self.jobs.iter().map(|j| j.active.len()).sum();
         let next = self
             .jobs
             .iter()
             .filter_map(|j| j.requeue_at)
             .chain(self.crons.iter().filter_map(|c| c.requeue_at))
             .min();
-        let done = !running && (next.is_none() || self.shutting_down);
+        let done = active == 0 && (next.is_none() || self.shutting_down);
         // What waits for a commit is written by `commit_at` at the latest.
         let next = match self.unsaved() {
             true => Some(next.map_or(commit_at, |n| n.min(commit_at))),
             false => next,
         };
-        (TurnEnd { done, next }, successor)
+        (TurnEnd { done, next, active }, successor)
     }
 
     /// [`Host::run`] as a task of its own on the current tokio runtime; the task gives the
@@ -630,6 +634,8 @@ struct TurnEnd {
     done: bool,
     /// When the next turn is due if nothing happens before.
     next: Option<Instant>,
+    /// Pods that have not finished.
+    active: usize,
 }
 
 /// A host while [`Host::run`] runs it, shared with its pods. Whoever holds the lock does
@@ -642,6 +648,10 @@ pub struct Shared {
     host: std::sync::Mutex<Option<Host>>,
     /// Wakes the loop after a pod's turn changed what it waits for.
     wake: tokio::sync::Notify,
+    /// Pods not finished, as of the last turn.
+    active: AtomicUsize,
+    /// The runtime's worker threads (as many as cores, unless configured otherwise).
+    threads: usize,
 }
 
 impl Shared {
@@ -653,15 +663,28 @@ impl Shared {
         update: PodUpdate,
         keep: bool,
     ) -> Result<Option<Successor>, PodUpdate> {
-        // Waiting for the lock would make a convoy of a wide Job's pods.
-        let Ok(mut guard) = self.host.try_lock() else {
-            return Err(update);
+        // While no more pods run than there are threads, a pod that finds the host busy
+        // with another pod's turn (a few microseconds) spins for it rather than queue: its
+        // thread has nothing else to do. With more, it queues, and the loop takes many
+        // updates in one turn, while the thread runs other pods.
+        let spin = self.active.load(Ordering::Relaxed) <= self.threads;
+        let mut spins = 0;
+        let mut guard = loop {
+            match self.host.try_lock() {
+                Ok(guard) => break guard,
+                Err(_) if spin && spins < SPINS => {
+                    spins += 1;
+                    std::hint::spin_loop();
+                }
+                Err(_) => return Err(update),
+            }
         };
         let Some(host) = guard.as_mut() else {
             return Err(update);
         };
         host.apply(update);
         let (end, successor) = host.turn(keep);
+        self.active.store(end.active, Ordering::Relaxed);
         let wake = end.done || end.next != host.loop_next || !host.changes.is_empty();
         drop(guard);
         if wake {
@@ -690,6 +713,8 @@ impl<'a> Running<'a> {
         let shared = Arc::new(Shared {
             host: std::sync::Mutex::new(None),
             wake: tokio::sync::Notify::new(),
+            active: AtomicUsize::new(0),
+            threads: tokio::runtime::Handle::try_current().map_or(1, |h| h.metrics().num_workers()),
         });
         host.shared = Arc::downgrade(&shared);
         let (_, closed) = mpsc::unbounded_channel();
