@@ -538,7 +538,7 @@ impl Host {
                     for (_, broker) in host.jobs.iter().filter_map(|j| j.queues.as_ref()) {
                         broker.keepalive();
                     }
-                    if !shutting_down {
+                    if !host.shutting_down {
                         host.serve_requests();
                         host.collect_expired();
                     }
@@ -587,6 +587,10 @@ impl Host {
         let commit_at = self.last_commit + COMMIT_DELAY;
         if self.db.is_none() || !self.starts.is_empty() || Instant::now() >= commit_at {
             self.commit(false);
+        }
+        if self.store_error.is_some() && !self.shutting_down {
+            self.shutting_down = true;
+            self.kill_all();
         }
         let successor = self.start_pods(keep);
         let active = self.jobs.iter().map(|j| j.active.len()).sum();
@@ -672,20 +676,31 @@ impl Shared {
         let mut guard = loop {
             match self.host.try_lock() {
                 Ok(guard) => break guard,
-                Err(_) if spin && spins < SPINS => {
+                Err(std::sync::TryLockError::WouldBlock) if spin && spins < SPINS => {
                     spins += 1;
                     std::hint::spin_loop();
                 }
-                Err(_) => return Err(update),
+                Err(std::sync::TryLockError::WouldBlock) => return Err(update),
+                Err(std::sync::TryLockError::Poisoned(_)) => {
+                    // A turn panicked: the loop stops the run (see `lock`).
+                    self.wake.notify_one();
+                    return Err(update);
+                }
             }
         };
         let Some(host) = guard.as_mut() else {
             return Err(update);
         };
+        // Should the turn panic, the loop must hear of it.
+        let on_panic = WakeOnPanic(&self.wake);
         host.apply(update);
         let (end, successor) = host.turn(keep);
+        std::mem::forget(on_panic);
         self.active.store(end.active, Ordering::Relaxed);
-        let wake = end.done || end.next != host.loop_next || !host.changes.is_empty();
+        let wake = end.done
+            || end.next != host.loop_next
+            || !host.changes.is_empty()
+            || host.shutting_down;
         drop(guard);
         if wake {
             self.wake.notify_one();
@@ -710,6 +725,11 @@ impl<'a> Running<'a> {
             slot.config.clone(),
         );
         let mut host = std::mem::replace(slot, stand_in);
+        // Each run starts afresh: not shutting down, nothing left to show from a run that
+        // was dropped.
+        host.shutting_down = false;
+        host.changes.clear();
+        host.loop_next = None;
         let shared = Arc::new(Shared {
             host: std::sync::Mutex::new(None),
             wake: tokio::sync::Notify::new(),
@@ -732,7 +752,9 @@ impl Drop for Running<'_> {
     /// Puts the host back, with its channel: updates that arrive from now on wait there
     /// for a later run.
     fn drop(&mut self) {
-        let host = lock(&self.shared).take();
+        let host = (self.shared.host.lock())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         if let Some(mut host) = host {
             let (_, closed) = mpsc::unbounded_channel();
             host.updates_rx = std::mem::replace(&mut self.updates, closed);
@@ -742,11 +764,22 @@ impl Drop for Running<'_> {
     }
 }
 
+/// Wakes the loop if dropped while its thread panics.
+struct WakeOnPanic<'a>(&'a tokio::sync::Notify);
+
+impl Drop for WakeOnPanic<'_> {
+    fn drop(&mut self) {
+        self.0.notify_one();
+    }
+}
+
+/// The host, for the loop. A turn that panicked in a pod's task leaves the host half
+/// updated; the loop then panics too, as it would have had it run that turn itself.
 fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Option<Host>> {
-    shared
-        .host
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    match shared.host.lock() {
+        Ok(guard) => guard,
+        Err(_) => panic!("a turn of the host panicked in a pod's task"),
+    }
 }
 
 fn absolute(p: &Path) -> std::path::PathBuf {
