@@ -124,18 +124,14 @@ pub async fn run_pod(
     reporter: Reporter,
     kill: oneshot::Receiver<String>,
 ) {
-    let mut next = Some((run, kill, reporter));
-    while let Some((run, kill, reporter)) = next.take() {
-        let reporter = Arc::new(reporter);
-        let successor = run_one(run, &clock, &reporter, kill).await;
-        next = successor.map(|s| {
-            let reporter = Reporter::new(reporter.updates.clone(), reporter.shared.clone());
-            (s.run, s.kill, reporter)
-        });
-        if next.is_some() {
-            // A long chain of pods must not keep the worker from its other tasks.
-            tokio::task::consume_budget().await;
-        }
+    // A pod is handed over only after its update went straight into the host, so the
+    // reporter has queued nothing and serves the next pod as it is.
+    let reporter = Arc::new(reporter);
+    let (mut run, mut kill) = (run, kill);
+    while let Some(next) = run_one(run, &clock, &reporter, kill).await {
+        (run, kill) = (next.run, next.kill);
+        // A long chain of pods must not keep the worker from its other tasks.
+        tokio::task::consume_budget().await;
     }
 }
 

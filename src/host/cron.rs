@@ -359,9 +359,9 @@ impl Host {
             self.push_job(job, prepared, None, queues, Vec::new());
             self.store.cronjobs[c].status.active.push(reference);
             self.crons[c].created += 1;
-            self.emit(Change::JobCreated {
+            self.emit(|h| Change::JobCreated {
                 name: new.name,
-                cronjob: self.store.cronjobs[c].name().to_string(),
+                cronjob: h.store.cronjobs[c].name().to_string(),
             });
         }
         self.crons[c].requeue_at = plan.requeue_after.map(|d| Instant::now() + d);

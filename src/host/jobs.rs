@@ -128,17 +128,10 @@ impl Host {
         }
     }
 
-    /// Keeps `change` for `on_change`, if anyone watches.
-    pub(super) fn emit(&mut self, change: Change) {
+    /// Keeps a change for `on_change`, built only if anyone watches.
+    pub(super) fn emit(&mut self, change: impl FnOnce(&Host) -> Change) {
         if self.config.watch {
-            self.changes.push(change);
-        }
-    }
-
-    /// Keeps pod `p`'s new status for `on_change`, if anyone watches.
-    pub(super) fn emit_pod(&mut self, p: usize) {
-        if self.config.watch {
-            let change = self.pod_change(p);
+            let change = change(self);
             self.changes.push(change);
         }
     }
@@ -270,13 +263,11 @@ impl Host {
             ["Created pod: ", &name].concat(),
             now,
         );
-        if self.config.watch {
-            self.changes.push(Change::Pod {
-                name: name.clone(),
-                status: "Pending".into(),
-                restarts: 0,
-            });
-        }
+        self.emit(|_| Change::Pod {
+            name: name.clone(),
+            status: "Pending".into(),
+            restarts: 0,
+        });
         let run = sandbox.map(|sandbox| PodRun {
             pod: p,
             name,
@@ -377,7 +368,7 @@ impl Host {
             }
         };
         self.touch_pod(p);
-        self.emit_pod(p);
+        self.emit(|h| h.pod_change(p));
         let j = self.store.pods[p].job;
         if let Some(at) = finished {
             self.remove_active(p);

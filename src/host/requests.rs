@@ -73,7 +73,7 @@ impl Host {
                 format!("Stopping container {container}"),
                 now,
             );
-            self.emit_pod(p);
+            self.emit(|h| h.pod_change(p));
             let j = self.store.pods[p].job;
             self.jobs[j].requeue_at = Some(Instant::now());
         }
@@ -146,7 +146,7 @@ impl Host {
                     self.kill(p, pods::REASON_DELETED);
                 }
             }
-            self.emit(Change::JobDeleted { name: name.into() });
+            self.emit(|_| Change::JobDeleted { name: name.into() });
         }
         let Some(db) = self.db.as_mut() else { return };
         if let Err(e) = db.delete_job(uid, orphan, request) {
