@@ -1,6 +1,8 @@
 //! Kubernetes' defaulting for Jobs (pkg/apis/batch/v1/defaults.go), and the labels and
 //! selector the API server adds when it accepts a Job.
 
+use std::sync::Arc;
+
 use super::types::{Job, LabelSelector, OwnerReference};
 
 /// Namespace of objects that name none.
@@ -78,7 +80,7 @@ pub fn default_job_spec(spec: &mut super::types::JobSpec) {
 pub fn admit_job(job: &mut Job, uid: String, now: jiff::Timestamp) {
     if job.spec.manual_selector != Some(true) {
         let name = job.name().to_string();
-        let labels = &mut job.spec.template.metadata.labels;
+        let labels = Arc::make_mut(&mut job.spec.template.metadata.labels);
         for (k, v) in [
             (LEGACY_JOB_NAME_LABEL, &name),
             (JOB_NAME_LABEL, &name),

@@ -31,24 +31,33 @@ pub struct ObjectMeta {
     /// Unique id assigned at creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<String>,
-    /// Labels.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: StringMap,
-    /// Annotations.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: StringMap,
+    /// Labels, shared with the objects that copy them (a Job's pods share their template's:
+    /// a clone is a reference count, not a map of strings per pod).
+    #[serde(default, skip_serializing_if = "is_empty_map")]
+    pub labels: Arc<StringMap>,
+    /// Annotations, shared as labels are.
+    #[serde(default, skip_serializing_if = "is_empty_map")]
+    pub annotations: Arc<StringMap>,
     /// When the object was created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub creation_timestamp: Option<Timestamp>,
-    /// The controller that owns this object.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub owner_references: Vec<OwnerReference>,
+    /// The controller that owns this object (shared by all pods of a Job).
+    #[serde(default, skip_serializing_if = "is_empty_list")]
+    pub owner_references: Arc<Vec<OwnerReference>>,
     /// Set when the object is being deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_timestamp: Option<Timestamp>,
     /// Fields wasmjob does not support.
     #[serde(flatten, skip_serializing)]
     pub other: Extra,
+}
+
+fn is_empty_map(m: &Arc<StringMap>) -> bool {
+    m.is_empty()
+}
+
+fn is_empty_list<T>(v: &Arc<Vec<T>>) -> bool {
+    v.is_empty()
 }
 
 /// A reference from a Pod to the Job that owns it.

@@ -158,8 +158,7 @@ mod tests {
 
     fn failed_pod(index: i32, exit_code: i32) -> Pod {
         let mut pod = super::super::pod_failure::tests::pod(exit_code, &[]);
-        pod.metadata
-            .annotations
+        std::sync::Arc::make_mut(&mut pod.metadata.annotations)
             .insert(COMPLETION_INDEX.into(), index.to_string());
         pod
     }

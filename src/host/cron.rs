@@ -76,7 +76,7 @@ fn job_from_template(cj: &CronJob, name: String, scheduled: Timestamp) -> Job {
     } else {
         zoned.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
     };
-    annotations.insert(SCHEDULED_TIMESTAMP_ANNOTATION.into(), stamp);
+    Arc::make_mut(&mut annotations).insert(SCHEDULED_TIMESTAMP_ANNOTATION.into(), stamp);
     Job {
         api_version: "batch/v1".into(),
         kind: "Job".into(),
@@ -85,14 +85,14 @@ fn job_from_template(cj: &CronJob, name: String, scheduled: Timestamp) -> Job {
             namespace: cj.metadata.namespace.clone(),
             labels: tmpl.metadata.labels.clone(),
             annotations,
-            owner_references: vec![OwnerReference {
+            owner_references: Arc::new(vec![OwnerReference {
                 api_version: "batch/v1".into(),
                 kind: "CronJob".into(),
                 name: cj.name().into(),
                 uid: cj.uid().into(),
                 controller: true,
                 block_owner_deletion: true,
-            }],
+            }]),
             ..Default::default()
         },
         spec: tmpl.spec.clone(),
@@ -380,7 +380,7 @@ pub fn cron_hash(cj: &CronJob) -> String {
         status: Default::default(),
         other: Default::default(),
     };
-    probe.metadata.annotations.insert(
+    Arc::make_mut(&mut probe.metadata.annotations).insert(
         "wasmjob.dev/cron-spec".into(),
         serde_json::to_string(&(
             &cj.spec.schedule,

@@ -203,15 +203,23 @@ impl Host {
         let uid = new_uid();
         let prepared = self.jobs[j].prepared.clone();
         let job = &self.store.jobs[j];
-        let mut pod = pods::new_pod(job, name.clone(), uid.clone(), prepared.image_id(), now);
+        let owners = &self.jobs[j].owners;
+        let mut pod = pods::new_pod(
+            job,
+            owners,
+            name.clone(),
+            uid.clone(),
+            prepared.image_id(),
+            now,
+        );
         if let Some(i) = index {
             pod.metadata.generate_name = Some(base.clone());
             for map in [&mut pod.metadata.annotations, &mut pod.metadata.labels] {
-                map.insert(pods::COMPLETION_INDEX.into(), i.to_string());
+                Arc::make_mut(map).insert(pods::COMPLETION_INDEX.into(), i.to_string());
             }
             if job.spec.backoff_limit_per_index.is_some() {
                 for (k, v) in self.jobs[j].tally.index_annotations(i) {
-                    pod.metadata.annotations.insert(k.into(), v);
+                    Arc::make_mut(&mut pod.metadata.annotations).insert(k.into(), v);
                 }
             }
         }

@@ -168,6 +168,8 @@ struct JobState {
     active: Vec<ActivePod>,
     /// Its finished pods, folded.
     tally: Tally,
+    /// Its pods' `ownerReferences`: the Job, once for all of them.
+    owners: Arc<Vec<crate::api::types::OwnerReference>>,
     requeue_at: Option<Instant>,
     /// Written to the store once, with the Job's first commit.
     source: Option<JobSource>,
@@ -415,6 +417,7 @@ impl Host {
         let j = self.store.jobs.len();
         let mut state = JobState {
             tally: Tally::new(&job.spec),
+            owners: Arc::new(vec![pods::owner_reference(&job)]),
             queues,
             prepared,
             active: Vec::new(),

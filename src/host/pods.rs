@@ -1,12 +1,14 @@
 //! Pod objects as the kubelet reports them: the new Pod of a Job, and how each container
 //! transition (start, restart, finish, host loss) shows in its status.
 
+use std::sync::Arc;
+
 use jiff::Timestamp;
 
-use crate::api::defaults::owner_reference;
+pub use crate::api::defaults::owner_reference;
 use crate::api::types::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, Job, ObjectMeta, Pod, PodCondition, PodStatus,
+    ContainerStatus, Job, ObjectMeta, OwnerReference, Pod, PodCondition, PodStatus,
 };
 use crate::controller::job::REASON_DEADLINE;
 use crate::runtime::PodExit;
@@ -33,8 +35,16 @@ pub fn name_prefix(stem: &str) -> String {
     prefix
 }
 
-/// A new Pending pod of `job`.
-pub fn new_pod(job: &Job, name: String, uid: String, image_id: String, now: Timestamp) -> Pod {
+/// A new Pending pod of `job`, owned by `owners` (the Job, as [`owner_reference`] names it:
+/// one list shared by all its pods).
+pub fn new_pod(
+    job: &Job,
+    owners: &Arc<Vec<OwnerReference>>,
+    name: String,
+    uid: String,
+    image_id: String,
+    now: Timestamp,
+) -> Pod {
     let tmpl = &job.spec.template;
     let (container, image) = tmpl
         .spec
@@ -54,7 +64,7 @@ pub fn new_pod(job: &Job, name: String, uid: String, image_id: String, now: Time
             labels: tmpl.metadata.labels.clone(),
             annotations: tmpl.metadata.annotations.clone(),
             creation_timestamp: Some(now),
-            owner_references: vec![owner_reference(job)],
+            owner_references: owners.clone(),
             deletion_timestamp: None,
             other: Default::default(),
         },

@@ -138,7 +138,7 @@ impl Host {
                 let meta = &mut self.store.pods[p].pod.metadata;
                 if orphan {
                     // Orphans keep running and are saved as pods without an owner.
-                    meta.owner_references.clear();
+                    meta.owner_references = Default::default();
                     self.touch_pod(p);
                 } else {
                     meta.deletion_timestamp = Some(now);

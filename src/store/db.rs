@@ -9,6 +9,7 @@
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -1107,7 +1108,7 @@ impl StateDb {
         for mut pod in pods {
             let pod_uid = pod.metadata.uid.clone().unwrap_or_default();
             if orphan {
-                pod.metadata.owner_references.retain(|o| o.uid != uid);
+                Arc::make_mut(&mut pod.metadata.owner_references).retain(|o| o.uid != uid);
                 tx.execute(
                     "UPDATE objects SET owner = NULL, rv = ?2, body = ?3 WHERE uid = ?1",
                     params![pod_uid, rv, to_json(&pod)],
