@@ -45,6 +45,9 @@ pub enum PodUpdate {
         started: Option<Timestamp>,
         /// When it ended.
         at: Timestamp,
+        /// The last run's log, when its start was not reported (a run that ended before it
+        /// ever waited): the update then stands for `Started` too.
+        log: Option<Arc<PodLog>>,
     },
 }
 
@@ -144,15 +147,6 @@ async fn run_one(
 ) -> Option<Successor> {
     let pod = run.pod;
     let mut restarts = 0u32;
-    let finish = |exit, started, at| {
-        let update = PodUpdate::Finished {
-            pod,
-            exit,
-            started,
-            at,
-        };
-        reporter.report(update, true)
-    };
     loop {
         let log = PodLog::new(
             &run.name,
@@ -160,38 +154,59 @@ async fn run_one(
             run.log_limit,
             run.log_stream.clone(),
         );
-        // The run is reported started when the sandbox says it started (a pod waiting for an
-        // instance slot stays Pending), or, if it ends or is stopped first, as it ends, so
-        // that every run keeps its log.
+        // The sandbox notes when the guest starts (a pod waiting for an instance slot stays
+        // Pending). The start is reported once the run first waits; a run that ends (or is
+        // stopped) before it ever waited reports its start with its end, in one update, so
+        // that a trivial pod costs the host one turn, not two. Every run keeps its log.
         let started: Arc<OnceLock<Timestamp>> = Arc::default();
-        let report = {
-            let (reporter, log) = (reporter.clone(), log.clone());
-            move |at| {
+        let on_start = {
+            let (started, clock) = (started.clone(), clock.clone());
+            Box::new(move || {
+                let _ = started.set(clock.now());
+            })
+        };
+        let mut reported = false;
+        let report_start = |reported: &mut bool| {
+            if let Some(&at) = started.get().filter(|_| !*reported) {
+                *reported = true;
+                let log = log.clone();
                 reporter.report(PodUpdate::Started { pod, at, log }, false);
             }
         };
-        let on_start = {
-            let (started, clock, report) = (started.clone(), clock.clone(), report.clone());
-            Box::new(move || {
-                start_once(&started, clock.now(), report);
-            })
+        let finish = |exit, at, reported: bool| {
+            let update = PodUpdate::Finished {
+                pod,
+                exit,
+                started: Some(started.get().copied().unwrap_or(at)),
+                at,
+                log: (!reported).then(|| log.clone()),
+            };
+            reporter.report(update, true)
         };
+        let mut sandbox = run.sandbox.run(log.clone(), on_start);
         let exit = tokio::select! {
-            exit = run.sandbox.run(log.clone(), on_start) => exit,
+            exit = std::future::poll_fn(|cx| {
+                let poll = sandbox.as_mut().poll(cx);
+                if poll.is_pending() {
+                    report_start(&mut reported);
+                }
+                poll
+            }) => exit,
             reason = &mut kill => {
                 log.finish();
-                let now = clock.now();
-                let t0 = start_once(&started, now, report);
                 let reason = reason.unwrap_or_else(|_| "Terminated".into());
-                return finish(PodExit::Terminated(reason), Some(t0), now);
+                return finish(PodExit::Terminated(reason), clock.now(), reported);
             }
         };
+        drop(sandbox);
         log.finish();
         let at = clock.now();
-        let t0 = start_once(&started, at, report);
         if exit.success() || !run.restart_on_failure {
-            return finish(exit, Some(t0), at);
+            return finish(exit, at, reported);
         }
+        let _ = started.set(at);
+        report_start(&mut reported);
+        let t0 = started.get().copied().unwrap_or(at);
         restarts += 1;
         reporter.report(
             PodUpdate::Restarting {
@@ -206,25 +221,8 @@ async fn run_one(
             () = tokio::time::sleep(run.backoff.delay(restarts)) => {}
             reason = &mut kill => {
                 let reason = reason.unwrap_or_else(|_| "Terminated".into());
-                return finish(PodExit::Terminated(reason), Some(t0), clock.now());
+                return finish(PodExit::Terminated(reason), clock.now(), true);
             }
         }
     }
-}
-
-/// The run's start time: the first one set, reported (`report`) when this call set it.
-fn start_once(
-    started: &OnceLock<Timestamp>,
-    now: Timestamp,
-    report: impl FnOnce(Timestamp),
-) -> Timestamp {
-    let mut fresh = false;
-    let at = *started.get_or_init(|| {
-        fresh = true;
-        now
-    });
-    if fresh {
-        report(at);
-    }
-    at
 }

@@ -307,6 +307,7 @@ impl Host {
                     exit: PodExit::Terminated(pods::REASON_SHUTDOWN.into()),
                     started: None,
                     at: self.clock.now(),
+                    log: None,
                 });
                 continue;
             }
@@ -323,6 +324,7 @@ impl Host {
                         exit: PodExit::CannotRun(msg),
                         started: None,
                         at: self.clock.now(),
+                        log: None,
                     });
                 }
             }
@@ -331,12 +333,17 @@ impl Host {
         kept
     }
 
+    /// A run of pod `p` started at `at`, writing to `log`.
+    fn started(&mut self, p: usize, at: Timestamp, log: Arc<crate::logs::PodLog>) {
+        let entry = &mut self.store.pods[p];
+        entry.logs.push(log);
+        pods::started(&mut entry.pod, at);
+    }
+
     pub(super) fn apply(&mut self, update: PodUpdate) {
         let (p, finished) = match update {
             PodUpdate::Started { pod: p, at, log } => {
-                let entry = &mut self.store.pods[p];
-                entry.logs.push(log);
-                pods::started(&mut entry.pod, at);
+                self.started(p, at, log);
                 if let Some(a) = self.active_pod(p) {
                     a.ready = true;
                 }
@@ -369,7 +376,12 @@ impl Host {
                 exit,
                 started,
                 at,
+                log,
             } => {
+                if let Some(log) = log {
+                    // A run that ended before it waited: its start comes with its end.
+                    self.started(p, started.unwrap_or(at), log);
+                }
                 pods::finished(&mut self.store.pods[p].pod, &exit, started, at);
                 self.settle_leases(p, exit.success());
                 (p, Some(at))

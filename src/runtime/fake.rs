@@ -2,7 +2,8 @@
 //! host and controller tests and throughput benchmarks run without guest builds.
 //!
 //! Args are testbed-like steps: `sleep MS`, `exit N`, `oom`, `trap`, `echo TEXT`, `spin`
-//! (waits forever), `fail-first N` (fail the first N runs of the Job, then succeed).
+//! (waits forever), `yield` (waits once, for no time), `fail-first N` (fail the first N runs
+//! of the Job, then succeed).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -72,6 +73,7 @@ impl Sandbox for Script {
                     "oom" => return PodExit::OutOfMemory("memory limit exceeded".into()),
                     "trap" => return PodExit::Trapped("wasm trap: unreachable".into()),
                     "spin" => std::future::pending::<()>().await,
+                    "yield" => tokio::task::yield_now().await,
                     "echo" => {
                         let text = it.next().cloned().unwrap_or_default();
                         log.write(format!("{text}\n").as_bytes());

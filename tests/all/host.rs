@@ -146,16 +146,17 @@ async fn parallelism_bounds_active_pods_at_every_moment() {
     assert_eq!(secs(store.jobs[0].status.completion_time), 0.3);
 }
 
-/// Pods that end at once, on two worker threads: each ending pod's thread applies its own
-/// update and starts the next pod when the host is free, else the update goes over the
-/// channel. Either way the live view sees every pod go Pending, Running, Completed in that
-/// order, and never more pods unfinished than the parallelism.
+/// Pods that end almost at once (each waits once, so that its start is reported before its
+/// end), on two worker threads: each ending pod's thread applies its own update and starts
+/// the next pod when the host is free, else the update goes over the channel. Either way the
+/// live view sees every pod go Pending, Running, Completed in that order, and never more pods
+/// unfinished than the parallelism.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_handed_over_between_threads_keep_order_and_parallelism() {
     use std::collections::HashMap;
     use wasmjob::host::Change;
     let (jobs, errs) = parse_documents(
-        &job("  completions: 2000\n  parallelism: 2", "Never", &[]),
+        &job("  completions: 2000\n  parallelism: 2", "Never", &["yield"]),
         "t.yaml",
         std::path::Path::new("."),
     );
@@ -209,6 +210,49 @@ async fn pods_handed_over_between_threads_keep_order_and_parallelism() {
         .map(|e| e.count)
         .sum::<i32>();
     assert_eq!(created, 2000);
+}
+
+/// The statuses the live view showed for each pod of `manifest`, in order, with the store.
+async fn watched(manifest: &str) -> (Store, Vec<(String, String)>) {
+    let (jobs, errs) = parse_documents(manifest, "t.yaml", std::path::Path::new("."));
+    assert!(errs.is_empty(), "{errs:?}");
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(T0));
+    let mut host = Host::new(Arc::new(FakeRuntime), clock, HostConfig::default());
+    let subs = host.prepare(jobs).map_err(|r| format!("{r:?}")).unwrap();
+    host.submit(subs);
+    let mut seen = Vec::new();
+    host.run(std::future::pending(), |change| {
+        if let wasmjob::host::Change::Pod { name, status, .. } = change {
+            seen.push((name.clone(), status.clone()));
+        }
+    })
+    .await
+    .expect("an in-memory host has no store to fail");
+    (host.store().clone(), seen)
+}
+
+/// A run that ends before it ever waits reports its start with its end, in one update: the
+/// live view goes from Pending to Completed, and the pod still has its start time and its
+/// log. A run that waits is shown Running while it waits.
+#[tokio::test(start_paused = true)]
+async fn a_run_that_never_waits_reports_its_start_with_its_end() {
+    let (store, seen) = watched(&job("  completions: 1", "Never", &["echo", "hi"])).await;
+    let statuses: Vec<&str> = seen.iter().map(|(_, s)| s.as_str()).collect();
+    assert_eq!(statuses, ["Pending", "Completed"]);
+    let entry = &store.pods[0];
+    let pod = &entry.pod;
+    assert_eq!(pod.status.phase, "Succeeded");
+    assert_eq!(pod.status.start_time, Some(T0));
+    let terminated = pod.status.container_statuses[0].state.terminated.as_ref();
+    assert_eq!(terminated.map(|t| t.started_at), Some(T0));
+    assert_eq!(entry.logs.len(), 1);
+    assert_eq!(entry.logs[0].contents(), b"hi\n");
+
+    let (store, seen) = watched(&job("  completions: 1", "Never", &["sleep", "5"])).await;
+    let statuses: Vec<&str> = seen.iter().map(|(_, s)| s.as_str()).collect();
+    assert_eq!(statuses, ["Pending", "Running", "Completed"]);
+    assert_eq!(store.pods[0].pod.status.start_time, Some(T0));
+    assert_eq!(secs(store.jobs[0].status.completion_time), 0.005);
 }
 
 #[tokio::test(start_paused = true)]
