@@ -61,9 +61,14 @@ impl PodLog {
         cap: usize,
         stream: Option<Arc<LogStream>>,
     ) -> Arc<Self> {
+        // The prefix is only for streaming (one format per run saved where nothing streams).
+        let prefix = match stream {
+            Some(_) => format!("[pod/{pod}/{container}] "),
+            None => String::new(),
+        };
         Arc::new(PodLog {
             cap,
-            prefix: format!("[pod/{pod}/{container}] "),
+            prefix,
             stream,
             inner: Mutex::default(),
         })

@@ -6,8 +6,12 @@
 //! rather than 100,000. (client-go's spam filter, which then drops an object's events beyond
 //! a burst of 25, is not copied: it would drop a long Job's `Completed`.)
 
-use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::collections::VecDeque;
+use std::hash::BuildHasher;
+
+// One event per pod created keeps these maps hot: hashed with foldhash rather than SipHash
+// (the keys are the host's own, not an attacker's).
+use foldhash::HashMap;
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -74,7 +78,7 @@ impl Host {
             group.recent.clear();
         }
         group.last = Some(time);
-        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(&message);
+        let hash = foldhash::fast::FixedState::default().hash_one(&message);
         if !group.recent.contains(&hash) {
             group.recent.push_back(hash);
         }

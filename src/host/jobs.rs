@@ -190,30 +190,28 @@ impl Host {
 
     pub(super) fn create_pod(&mut self, j: usize, now: Timestamp, index: Option<i32>) {
         self.load_stored_names(j);
-        let job = &self.store.jobs[j];
         // Indexed pods are `<job>-<index>-<random>`.
         let base = match index {
-            Some(i) => pods::name_prefix(&format!("{}-{i}", job.name())),
-            None => pods::name_prefix(job.name()),
+            Some(i) => pods::name_prefix(&format!("{}-{i}", self.store.jobs[j].name())),
+            None => self.jobs[j].prefix.clone(),
         };
-        let namespace = job.metadata.namespace.clone().unwrap_or_default();
-        let restart_on_failure =
-            job.spec.template.spec.restart_policy.as_deref() == Some("OnFailure");
         let name = self.generate_name(&base);
         let uid = new_uid();
-        let prepared = self.jobs[j].prepared.clone();
         let job = &self.store.jobs[j];
+        let restart_on_failure =
+            job.spec.template.spec.restart_policy.as_deref() == Some("OnFailure");
+        let prepared = self.jobs[j].prepared.clone();
         let owners = &self.jobs[j].owners;
         let mut pod = pods::new_pod(
             job,
             owners,
+            base,
             name.clone(),
             uid.clone(),
             prepared.image_id(),
             now,
         );
         if let Some(i) = index {
-            pod.metadata.generate_name = Some(base.clone());
             for map in [&mut pod.metadata.annotations, &mut pod.metadata.labels] {
                 Arc::make_mut(map).insert(pods::COMPLETION_INDEX.into(), i.to_string());
             }
@@ -234,7 +232,7 @@ impl Host {
             });
         let identity = PodIdentity {
             name: &name,
-            namespace: &namespace,
+            namespace: job.metadata.namespace.as_deref().unwrap_or_default(),
             uid: &uid,
             labels: &pod.metadata.labels,
             annotations: &pod.metadata.annotations,

@@ -168,6 +168,8 @@ struct JobState {
     active: Vec<ActivePod>,
     /// Its finished pods, folded.
     tally: Tally,
+    /// Its pods' `generateName` (but an Indexed Job's, which name their index too).
+    prefix: String,
     /// Its pods' `ownerReferences`: the Job, once for all of them.
     owners: Arc<Vec<crate::api::types::OwnerReference>>,
     requeue_at: Option<Instant>,
@@ -205,7 +207,8 @@ pub struct Host {
     jobs: Vec<JobState>,
     crons: Vec<cron::CronState>,
     pods: Vec<PodState>,
-    names: HashSet<String>,
+    /// Pod names in use; hashed with foldhash, as one is added per pod.
+    names: foldhash::HashSet<String>,
     updates_tx: mpsc::UnboundedSender<PodUpdate>,
     updates_rx: mpsc::UnboundedReceiver<PodUpdate>,
     db: Option<StateDb>,
@@ -251,7 +254,7 @@ impl Host {
             jobs: Vec::new(),
             crons: Vec::new(),
             pods: Vec::new(),
-            names: HashSet::new(),
+            names: Default::default(),
             updates_tx,
             updates_rx,
             db: None,
@@ -418,6 +421,7 @@ impl Host {
         let mut state = JobState {
             tally: Tally::new(&job.spec),
             owners: Arc::new(vec![pods::owner_reference(&job)]),
+            prefix: pods::name_prefix(job.name()),
             queues,
             prepared,
             active: Vec::new(),

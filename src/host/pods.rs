@@ -36,10 +36,11 @@ pub fn name_prefix(stem: &str) -> String {
 }
 
 /// A new Pending pod of `job`, owned by `owners` (the Job, as [`owner_reference`] names it:
-/// one list shared by all its pods).
+/// one list shared by all its pods), named `name` after `generate_name`.
 pub fn new_pod(
     job: &Job,
     owners: &Arc<Vec<OwnerReference>>,
+    generate_name: String,
     name: String,
     uid: String,
     image_id: String,
@@ -52,7 +53,6 @@ pub fn new_pod(
         .first()
         .map(|c| (c.name.clone(), c.image.clone()))
         .unwrap_or_default();
-    let generate_name = name_prefix(job.name());
     Pod {
         api_version: "v1".into(),
         kind: "Pod".into(),
