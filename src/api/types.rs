@@ -645,9 +645,10 @@ pub struct ContainerStatus {
     pub name: String,
     /// Current state.
     pub state: ContainerState,
-    /// The previous run's state, after a restart.
-    #[serde(default, skip_serializing_if = "ContainerState::is_empty")]
-    pub last_state: ContainerState,
+    /// The previous run's state, after a restart (boxed: most pods never restart, and a
+    /// finished pod keeps its status for the rest of the run).
+    #[serde(default, skip_serializing_if = "no_state")]
+    pub last_state: Option<Box<ContainerState>>,
     /// Whether the container is running.
     pub ready: bool,
     /// Restarts in place (restartPolicy OnFailure).
@@ -659,6 +660,10 @@ pub struct ContainerStatus {
     pub image_id: String,
     /// Whether the container has started.
     pub started: bool,
+}
+
+fn no_state(s: &Option<Box<ContainerState>>) -> bool {
+    s.as_ref().is_none_or(|s| s.is_empty())
 }
 
 /// One of waiting, running or terminated.

@@ -282,8 +282,8 @@ fn container(out: &mut String, c: &Container, pod: Option<&Pod>) {
     }
     if let Some(cs) = cs {
         state(out, "State", &cs.state);
-        if !cs.last_state.is_empty() {
-            state(out, "Last State", &cs.last_state);
+        if let Some(last) = cs.last_state.as_ref().filter(|s| !s.is_empty()) {
+            state(out, "Last State", last);
         }
         let ready = if cs.ready { "True" } else { "False" };
         let _ = writeln!(out, "    Ready:\t{ready}");

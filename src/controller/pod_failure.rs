@@ -132,7 +132,7 @@ pub(crate) mod tests {
                         }),
                         ..Default::default()
                     },
-                    last_state: ContainerState::default(),
+                    last_state: None,
                     ready: false,
                     restart_count: 0,
                     image: String::new(),

@@ -80,7 +80,7 @@ pub fn new_pod(
                     }),
                     ..Default::default()
                 },
-                last_state: ContainerState::default(),
+                last_state: None,
                 ready: false,
                 restart_count: 0,
                 image,
@@ -111,7 +111,7 @@ pub fn started(pod: &mut Pod, at: Timestamp) {
 pub fn restarting(pod: &mut Pod, exit: &PodExit, started: Timestamp, at: Timestamp) {
     let name = pod.metadata.name.clone().unwrap_or_default();
     if let Some(cs) = pod.status.container_statuses.first_mut() {
-        cs.last_state = terminated(exit, started, at);
+        cs.last_state = Some(Box::new(terminated(exit, started, at)));
         cs.state = ContainerState {
             waiting: Some(ContainerStateWaiting {
                 reason: "CrashLoopBackOff".into(),
@@ -194,7 +194,7 @@ pub fn lost(pod: &mut Pod, at: Timestamp) {
 pub fn runs(cs: &ContainerStatus) -> i32 {
     let started = cs.state.running.is_some() || cs.state.terminated.is_some();
     let stopped_in_backoff = matches!(
-        (&cs.state.terminated, &cs.last_state.terminated),
+        (&cs.state.terminated, cs.last_state.as_ref().and_then(|s| s.terminated.as_ref())),
         (Some(t), Some(l)) if t.started_at == l.started_at
     );
     if started && !stopped_in_backoff {
