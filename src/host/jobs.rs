@@ -170,7 +170,7 @@ impl Host {
         let stored = db
             .names_with_prefix("Pod", namespace, &pods::name_prefix(job.name()))
             .unwrap_or_default();
-        self.names.extend(stored);
+        self.names.extend(stored.iter().map(|n| name_key(n)));
     }
 
     /// `prefix` plus five random characters from Kubernetes' alphabet, unique in this host
@@ -182,7 +182,7 @@ impl Host {
             let mut name = String::with_capacity(prefix.len() + 5);
             name.push_str(prefix);
             name.extend((0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char));
-            if self.names.insert(name.clone()) {
+            if self.names.insert(name_key(&name)) {
                 return name;
             }
         }
@@ -399,6 +399,13 @@ impl Host {
         // Any change may move the Job on: reconcile it in this turn of the loop.
         self.jobs[j].requeue_at = Some(Instant::now());
     }
+}
+
+/// What [`Host::names`] keeps of a pod name: a hash. Two names with one hash (one chance in
+/// 2^64) only make the second pod draw another name.
+pub(super) fn name_key(name: &str) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::default().hash_one(name)
 }
 
 /// A random (v4) uid in its usual text form, without the formatting machinery that

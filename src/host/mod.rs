@@ -207,8 +207,8 @@ pub struct Host {
     jobs: Vec<JobState>,
     crons: Vec<cron::CronState>,
     pods: Vec<PodState>,
-    /// Pod names in use; hashed with foldhash, as one is added per pod.
-    names: foldhash::HashSet<String>,
+    /// Pod names in use, by [`jobs::name_key`]: one is added per pod.
+    names: foldhash::HashSet<u64>,
     updates_tx: mpsc::UnboundedSender<PodUpdate>,
     updates_rx: mpsc::UnboundedReceiver<PodUpdate>,
     db: Option<StateDb>,
@@ -455,7 +455,7 @@ impl Host {
         self.jobs.push(state);
         for pod in pods {
             if let Some(name) = &pod.metadata.name {
-                self.names.insert(name.clone());
+                self.names.insert(jobs::name_key(name));
             }
             self.store.pods.push(Box::new(PodEntry {
                 pod,
