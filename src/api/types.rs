@@ -641,8 +641,8 @@ pub struct PodCondition {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContainerStatus {
-    /// Container name.
-    pub name: String,
+    /// Container name (this and the image are shared by all pods of a Job).
+    pub name: Arc<str>,
     /// Current state.
     pub state: ContainerState,
     /// The previous run's state, after a restart (boxed: most pods never restart, and a
@@ -654,10 +654,10 @@ pub struct ContainerStatus {
     /// Restarts in place (restartPolicy OnFailure).
     pub restart_count: i32,
     /// The module path.
-    pub image: String,
+    pub image: Arc<str>,
     /// `sha256:` of the module bytes.
     #[serde(rename = "imageID")]
-    pub image_id: String,
+    pub image_id: Arc<str>,
     /// Whether the container has started.
     pub started: bool,
 }

@@ -265,7 +265,7 @@ fn container(out: &mut String, c: &Container, pod: Option<&Pod>) {
         p.status
             .container_statuses
             .iter()
-            .find(|s| s.name == c.name)
+            .find(|s| *s.name == *c.name)
     });
     if let Some(cs) = cs
         && !cs.image_id.is_empty()

@@ -175,7 +175,7 @@ fn source(pod: &Pod, args: &LogsArgs) -> Result<Source, String> {
             .status
             .container_statuses
             .iter()
-            .find(|s| &s.name == c)
+            .find(|s| *s.name == **c)
             .ok_or_else(|| format!("container {c} is not valid for pod {name}"))?,
         None => pod
             .status
@@ -207,7 +207,7 @@ fn source(pod: &Pod, args: &LogsArgs) -> Result<Source, String> {
     Ok(Source {
         pod: name,
         uid: pod.metadata.uid.clone().unwrap_or_default(),
-        container: status.name.clone(),
+        container: status.name.to_string(),
         run,
         last_seq: -1,
         line_start: true,

@@ -270,7 +270,7 @@ fn pods_rows(pods: &[&Pod], wide: bool, now: Timestamp) -> Vec<Vec<String>> {
             since(pod.metadata.creation_timestamp, now),
         ];
         if wide {
-            row.push(cs.first().map(|c| c.image.clone()).unwrap_or_default());
+            row.push(cs.first().map(|c| c.image.to_string()).unwrap_or_default());
             let code = cs
                 .first()
                 .and_then(|c| c.state.terminated.as_ref())

@@ -71,14 +71,14 @@ fn matching_container<'a>(
 ) -> Option<(&'a str, i32)> {
     pod.status.container_statuses.iter().find_map(|cs| {
         let code = cs.state.terminated.as_ref()?.exit_code;
-        let named = req.container_name.as_deref().is_none_or(|n| n == cs.name);
+        let named = req.container_name.as_deref().is_none_or(|n| n == &*cs.name);
         let listed = req.values.contains(&code);
         let hit = match req.operator.as_str() {
             "In" => listed,
             "NotIn" => !listed,
             _ => false,
         };
-        (named && code != 0 && hit).then_some((cs.name.as_str(), code))
+        (named && code != 0 && hit).then_some((&*cs.name, code))
     })
 }
 
@@ -135,8 +135,8 @@ pub(crate) mod tests {
                     last_state: None,
                     ready: false,
                     restart_count: 0,
-                    image: String::new(),
-                    image_id: String::new(),
+                    image: "".into(),
+                    image_id: "".into(),
                     started: false,
                 }],
                 ..Default::default()

@@ -193,7 +193,7 @@ impl Host {
         // Indexed pods are `<job>-<index>-<random>`.
         let base = match index {
             Some(i) => pods::name_prefix(&format!("{}-{i}", self.store.jobs[j].name())),
-            None => self.jobs[j].prefix.clone(),
+            None => self.jobs[j].template.prefix.clone(),
         };
         let name = self.generate_name(&base);
         let uid = new_uid();
@@ -201,16 +201,8 @@ impl Host {
         let restart_on_failure =
             job.spec.template.spec.restart_policy.as_deref() == Some("OnFailure");
         let prepared = self.jobs[j].prepared.clone();
-        let owners = &self.jobs[j].owners;
-        let mut pod = pods::new_pod(
-            job,
-            owners,
-            base,
-            name.clone(),
-            uid.clone(),
-            prepared.image_id(),
-            now,
-        );
+        let template = &self.jobs[j].template;
+        let mut pod = pods::new_pod(job, template, base, name.clone(), uid.clone(), now);
         if let Some(i) = index {
             for map in [&mut pod.metadata.annotations, &mut pod.metadata.labels] {
                 Arc::make_mut(map).insert(pods::COMPLETION_INDEX.into(), i.to_string());
@@ -221,7 +213,7 @@ impl Host {
                 }
             }
         }
-        let container = pod.status.container_statuses[0].name.clone();
+        let container = template.container.name.to_string();
         let queues = self.jobs[j]
             .queues
             .as_ref()

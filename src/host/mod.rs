@@ -168,10 +168,8 @@ struct JobState {
     active: Vec<ActivePod>,
     /// Its finished pods, folded.
     tally: Tally,
-    /// Its pods' `generateName` (but an Indexed Job's, which name their index too).
-    prefix: String,
-    /// Its pods' `ownerReferences`: the Job, once for all of them.
-    owners: Arc<Vec<crate::api::types::OwnerReference>>,
+    /// What its pods have in common.
+    template: pods::PodTemplate,
     requeue_at: Option<Instant>,
     /// Written to the store once, with the Job's first commit.
     source: Option<JobSource>,
@@ -420,8 +418,7 @@ impl Host {
         let j = self.store.jobs.len();
         let mut state = JobState {
             tally: Tally::new(&job.spec),
-            owners: Arc::new(vec![pods::owner_reference(&job)]),
-            prefix: pods::name_prefix(job.name()),
+            template: pods::PodTemplate::new(&job, prepared.image_id()),
             queues,
             prepared,
             active: Vec::new(),

@@ -35,44 +35,27 @@ pub fn name_prefix(stem: &str) -> String {
     prefix
 }
 
-/// A new Pending pod of `job`, owned by `owners` (the Job, as [`owner_reference`] names it:
-/// one list shared by all its pods), named `name` after `generate_name`.
-pub fn new_pod(
-    job: &Job,
-    owners: &Arc<Vec<OwnerReference>>,
-    generate_name: String,
-    name: String,
-    uid: String,
-    image_id: String,
-    now: Timestamp,
-) -> Pod {
-    let tmpl = &job.spec.template;
-    let (container, image) = tmpl
-        .spec
-        .containers
-        .first()
-        .map(|c| (c.name.clone(), c.image.clone()))
-        .unwrap_or_default();
-    Pod {
-        api_version: "v1".into(),
-        kind: "Pod".into(),
-        metadata: ObjectMeta {
-            name: Some(name),
-            generate_name: Some(generate_name),
-            namespace: job.metadata.namespace.clone(),
-            uid: Some(uid),
-            labels: tmpl.metadata.labels.clone(),
-            annotations: tmpl.metadata.annotations.clone(),
-            creation_timestamp: Some(now),
-            owner_references: owners.clone(),
-            deletion_timestamp: None,
-            other: Default::default(),
-        },
-        spec: tmpl.spec.clone(),
-        status: PodStatus {
-            phase: "Pending".into(),
-            container_statuses: vec![ContainerStatus {
-                name: container,
+/// What all pods of a Job have in common, built once per Job.
+pub struct PodTemplate {
+    /// `generateName` (but an Indexed Job's pods name their index too).
+    pub prefix: String,
+    /// `ownerReferences`: the Job, as [`owner_reference`] names it.
+    pub owners: Arc<Vec<OwnerReference>>,
+    /// The container's status while the pod is Pending.
+    pub container: ContainerStatus,
+}
+
+impl PodTemplate {
+    /// The template of `job`'s pods, whose module is `image_id`.
+    pub fn new(job: &Job, image_id: Arc<str>) -> Self {
+        let (name, image) = (job.spec.template.spec.containers.first())
+            .map(|c| (c.name.as_str().into(), c.image.as_str().into()))
+            .unwrap_or_default();
+        PodTemplate {
+            prefix: name_prefix(job.name()),
+            owners: Arc::new(vec![owner_reference(job)]),
+            container: ContainerStatus {
+                name,
                 state: ContainerState {
                     waiting: Some(ContainerStateWaiting {
                         reason: "ContainerCreating".into(),
@@ -86,7 +69,40 @@ pub fn new_pod(
                 image,
                 image_id,
                 started: false,
-            }],
+            },
+        }
+    }
+}
+
+/// A new Pending pod of `job` from its `template`, named `name` after `generate_name`.
+pub fn new_pod(
+    job: &Job,
+    template: &PodTemplate,
+    generate_name: String,
+    name: String,
+    uid: String,
+    now: Timestamp,
+) -> Pod {
+    let tmpl = &job.spec.template;
+    Pod {
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        metadata: ObjectMeta {
+            name: Some(name),
+            generate_name: Some(generate_name),
+            namespace: job.metadata.namespace.clone(),
+            uid: Some(uid),
+            labels: tmpl.metadata.labels.clone(),
+            annotations: tmpl.metadata.annotations.clone(),
+            creation_timestamp: Some(now),
+            owner_references: template.owners.clone(),
+            deletion_timestamp: None,
+            other: Default::default(),
+        },
+        spec: tmpl.spec.clone(),
+        status: PodStatus {
+            phase: "Pending".into(),
+            container_statuses: vec![template.container.clone()],
             ..Default::default()
         },
     }

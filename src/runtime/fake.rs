@@ -42,7 +42,7 @@ impl PodRuntime for FakeRuntime {
 }
 
 impl PreparedPod for Script {
-    fn image_id(&self) -> String {
+    fn image_id(&self) -> Arc<str> {
         "fake".into()
     }
     fn sandbox(&self, _pod: &PodIdentity<'_>) -> Result<Box<dyn Sandbox>, String> {

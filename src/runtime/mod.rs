@@ -97,7 +97,7 @@ pub trait PodRuntime: Send + Sync + 'static {
 /// A Job's pod template, ready to run many pods.
 pub trait PreparedPod: Send + Sync {
     /// The module's content id (`sha256:...`), shown as the container's `imageID`.
-    fn image_id(&self) -> String;
+    fn image_id(&self) -> Arc<str>;
 
     /// Creates one pod's sandbox (its emptyDir volumes live as long as it does).
     fn sandbox(&self, pod: &PodIdentity<'_>) -> Result<Box<dyn Sandbox>, String>;

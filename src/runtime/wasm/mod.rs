@@ -64,7 +64,7 @@ impl Default for WasmOptions {
 /// A compiled module and its pre-linked WASI imports.
 struct Compiled {
     pre: InstancePre<PodState>,
-    image_id: String,
+    image_id: Arc<str>,
 }
 
 /// Runs pods as WASI preview1 command modules on wasmtime.
@@ -192,7 +192,10 @@ impl WasmRuntime {
         })?;
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         let image_id = format!("sha256:{hex}");
-        let compiled = Arc::new(Compiled { pre, image_id });
+        let compiled = Arc::new(Compiled {
+            pre,
+            image_id: image_id.into(),
+        });
         self.modules
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -102,7 +102,7 @@ pub struct PreparedWasm {
     engine: Engine,
     slots: Slots,
     pre: InstancePre<PodState>,
-    image_id: String,
+    image_id: Arc<str>,
     argv: Arc<[String]>,
     env: Vec<(String, EnvValue)>,
     mounts: Vec<Mount>,
@@ -115,7 +115,7 @@ impl PreparedWasm {
         engine: Engine,
         slots: Slots,
         pre: InstancePre<PodState>,
-        image_id: String,
+        image_id: Arc<str>,
         job: &Job,
         base_dir: &Path,
         options: &WasmOptions,
@@ -210,7 +210,7 @@ impl PreparedWasm {
 }
 
 impl PreparedPod for PreparedWasm {
-    fn image_id(&self) -> String {
+    fn image_id(&self) -> Arc<str> {
         self.image_id.clone()
     }
 
