@@ -1,7 +1,6 @@
 //! The kubelet's part: runs one pod's container, restarts it in place under restartPolicy
 //! OnFailure with CrashLoopBackOff-style delays, and reports each change to the host.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use jiff::Timestamp;
@@ -81,40 +80,35 @@ pub struct Successor {
 }
 
 /// How a pod's updates reach the host: straight into it when no one else holds it (the
-/// pod's own thread applies the update and runs the turn it causes), else over the channel.
-/// Once one of a pod's updates took the channel its later ones follow, so that the host
-/// sees them in order.
+/// pod's own thread applies the update and runs the turn it causes), else queued over the
+/// channel, with a wake-up for the host's loop. Whoever next holds the host applies the
+/// queued updates before anything else, so that it sees all in the order they were reported.
 pub struct Reporter {
     updates: mpsc::UnboundedSender<PodUpdate>,
     shared: Option<Arc<Shared>>,
-    queued: AtomicBool,
 }
 
 impl Reporter {
     /// A pod's reporter: over `updates`, or into `shared` when it is free.
     pub fn new(updates: mpsc::UnboundedSender<PodUpdate>, shared: Option<Arc<Shared>>) -> Self {
-        Reporter {
-            updates,
-            shared,
-            queued: AtomicBool::new(false),
-        }
+        Reporter { updates, shared }
     }
 
     /// Reports `update`; with `keep`, a pod the host creates in the turn it causes comes back
     /// to be run by the caller.
     fn report(&self, update: PodUpdate, keep: bool) -> Option<Successor> {
         let update = match &self.shared {
-            Some(shared) if !self.queued.load(Ordering::Relaxed) => {
-                match shared.report(update, keep) {
-                    Ok(successor) => return successor,
-                    Err(update) => update,
-                }
-            }
-            _ => update,
+            Some(shared) => match shared.report(update, keep) {
+                Ok(successor) => return successor,
+                Err(update) => update,
+            },
+            None => update,
         };
-        self.queued.store(true, Ordering::Relaxed);
         // The host outlives every pod task, so a failed send only means it is shutting down.
         let _ = self.updates.send(update);
+        if let Some(shared) = &self.shared {
+            shared.wake();
+        }
         None
     }
 }
@@ -127,8 +121,7 @@ pub async fn run_pod(
     reporter: Reporter,
     kill: oneshot::Receiver<String>,
 ) {
-    // A pod is handed over only after its update went straight into the host, so the
-    // reporter has queued nothing and serves the next pod as it is.
+    // The pods handed to this task report through the same reporter.
     let reporter = Arc::new(reporter);
     let (mut run, mut kill) = (run, kill);
     while let Some(next) = run_one(run, &clock, &reporter, kill).await {

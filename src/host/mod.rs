@@ -494,9 +494,8 @@ impl Host {
         shutdown: impl Future<Output = ()>,
         mut on_change: impl FnMut(&Change),
     ) -> Result<(), StoreError> {
-        let mut running = Running::start(self);
+        let running = Running::start(self);
         let shared = running.shared.clone();
-        let updates = &mut running.updates;
         let has_db = lock(&shared).as_ref().is_some_and(|h| h.db.is_some());
         tokio::pin!(shutdown);
         let mut ticks = 0u32;
@@ -504,14 +503,15 @@ impl Host {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut changes = Vec::new();
         loop {
-            let (end, shutting_down) = {
+            let (end, shutting_down, queued) = {
                 let mut guard = lock(&shared);
                 let Some(host) = guard.as_mut() else { break };
+                host.apply_queued();
                 let (end, _) = host.turn(false);
                 shared.active.store(end.active, Ordering::Relaxed);
                 host.loop_next = end.next;
                 std::mem::swap(&mut host.changes, &mut changes);
-                (end, host.shutting_down)
+                (end, host.shutting_down, !host.updates_rx.is_empty())
             };
             for change in changes.drain(..) {
                 on_change(&change);
@@ -519,17 +519,12 @@ impl Host {
             if end.done {
                 break;
             }
+            if queued {
+                // The turn itself queued updates (pods that could not start).
+                continue;
+            }
             tokio::select! {
-                update = updates.recv() => {
-                    // The host holds a sender, so the channel never closes while it runs.
-                    let Some(update) = update else { break };
-                    let mut guard = lock(&shared);
-                    let Some(host) = guard.as_mut() else { break };
-                    host.apply(update);
-                    while let Ok(more) = updates.try_recv() {
-                        host.apply(more);
-                    }
-                }
+                // Updates that found the host busy are queued with a wake-up.
                 () = shared.wake.notified() => {}
                 () = sleep_until(end.next) => {}
                 _ = tick.tick(), if has_db => {
@@ -560,6 +555,13 @@ impl Host {
         match self.store_error.take() {
             Some(e) => Err(e),
             None => Ok(()),
+        }
+    }
+
+    /// Applies the updates that found the host busy, in the order they were queued.
+    fn apply_queued(&mut self) {
+        while let Ok(update) = self.updates_rx.try_recv() {
+            self.apply(update);
         }
     }
 
@@ -663,6 +665,11 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Wakes the host's loop (to apply queued updates).
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
     /// Applies `update` and runs the turn it causes, unless someone else holds the host (or
     /// its run is over): then `update` comes back. With `keep`, a pod the turn creates is
     /// returned for the caller to run.
@@ -697,6 +704,9 @@ impl Shared {
         };
         // Should the turn panic, the loop must hear of it.
         let on_panic = WakeOnPanic(&self.wake);
+        // Updates queued before this one (of this pod or another) go first, so that the
+        // host sees every update in the order it was reported.
+        host.apply_queued();
         host.apply(update);
         let (end, successor) = host.turn(keep);
         std::mem::forget(on_panic);
@@ -704,7 +714,8 @@ impl Shared {
         let wake = end.done
             || end.next != host.loop_next
             || !host.changes.is_empty()
-            || host.shutting_down;
+            || host.shutting_down
+            || !host.updates_rx.is_empty();
         drop(guard);
         if wake {
             self.wake.notify_one();
@@ -718,7 +729,6 @@ impl Shared {
 struct Running<'a> {
     slot: &'a mut Host,
     shared: Arc<Shared>,
-    updates: mpsc::UnboundedReceiver<PodUpdate>,
 }
 
 impl<'a> Running<'a> {
@@ -741,27 +751,19 @@ impl<'a> Running<'a> {
             threads: tokio::runtime::Handle::try_current().map_or(1, |h| h.metrics().num_workers()),
         });
         host.shared = Arc::downgrade(&shared);
-        let (_, closed) = mpsc::unbounded_channel();
-        let updates = std::mem::replace(&mut host.updates_rx, closed);
         *lock(&shared) = Some(host);
-        Running {
-            slot,
-            shared,
-            updates,
-        }
+        Running { slot, shared }
     }
 }
 
 impl Drop for Running<'_> {
-    /// Puts the host back, with its channel: updates that arrive from now on wait there
-    /// for a later run.
+    /// Puts the host back: updates that arrive from now on wait in its channel for a later
+    /// run.
     fn drop(&mut self) {
         let host = (self.shared.host.lock())
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
         if let Some(mut host) = host {
-            let (_, closed) = mpsc::unbounded_channel();
-            host.updates_rx = std::mem::replace(&mut self.updates, closed);
             host.shared = std::sync::Weak::new();
             *self.slot = host;
         }
