@@ -401,11 +401,9 @@ pub(super) fn name_key(name: &str) -> u64 {
 }
 
 /// A random (v4) uid in its usual text form, without the formatting machinery that
-/// `to_string` goes through (one per pod).
+/// `to_string` goes through (one per pod; `to_string` of the `&mut str` that `encode_lower`
+/// returns takes that path too, so the text is copied with `String::from`).
 pub(super) fn new_uid() -> String {
     let mut buf = uuid::Uuid::encode_buffer();
-    uuid::Uuid::new_v4()
-        .hyphenated()
-        .encode_lower(&mut buf)
-        .to_string()
+    String::from(&*uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf))
 }
