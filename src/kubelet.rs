@@ -186,6 +186,8 @@ async fn run_one(
                 poll
             }) => exit,
             reason = &mut kill => {
+                // The guest's store and instance slot go before the host hears of it.
+                drop(sandbox);
                 log.finish();
                 let reason = reason.unwrap_or_else(|_| "Terminated".into());
                 return finish(PodExit::Terminated(reason), clock.now(), reported);

@@ -238,6 +238,9 @@ pub struct Host {
     loop_next: Option<Instant>,
     /// The host as its pods reach it while it runs.
     shared: std::sync::Weak<Shared>,
+    /// Wakes the loop of [`Host::run`]; one for the host's life, so that pods of a run that
+    /// was dropped (whose reporters hold that run's [`Shared`]) still wake a later run.
+    wake: Arc<tokio::sync::Notify>,
 }
 
 impl Host {
@@ -273,6 +276,7 @@ impl Host {
             shutting_down: false,
             loop_next: None,
             shared: std::sync::Weak::new(),
+            wake: Arc::default(),
         }
     }
 
@@ -520,8 +524,10 @@ impl Host {
                 break;
             }
             if queued {
-                // The turn itself queued updates (pods that could not start).
-                continue;
+                // Updates came while the turn ran (or from it: pods that could not start).
+                // They are taken at once, but through the select, so that a stream of them
+                // still lets shutdown and the ticks in.
+                shared.wake();
             }
             tokio::select! {
                 // Updates that found the host busy are queued with a wake-up.
@@ -656,8 +662,8 @@ struct TurnEnd {
 /// reports over the channel, as every update did before.
 pub struct Shared {
     host: std::sync::Mutex<Option<Host>>,
-    /// Wakes the loop after a pod's turn changed what it waits for.
-    wake: tokio::sync::Notify,
+    /// Wakes the loop after a pod's turn changed what it waits for, or queued an update.
+    wake: Arc<tokio::sync::Notify>,
     /// Pods not finished, as of the last turn.
     active: AtomicUsize,
     /// The runtime's worker threads (as many as cores, unless configured otherwise).
@@ -746,7 +752,7 @@ impl<'a> Running<'a> {
         host.loop_next = None;
         let shared = Arc::new(Shared {
             host: std::sync::Mutex::new(None),
-            wake: tokio::sync::Notify::new(),
+            wake: host.wake.clone(),
             active: AtomicUsize::new(0),
             threads: tokio::runtime::Handle::try_current().map_or(1, |h| h.metrics().num_workers()),
         });

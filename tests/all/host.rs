@@ -255,6 +255,40 @@ async fn a_run_that_never_waits_reports_its_start_with_its_end() {
     assert_eq!(secs(store.jobs[0].status.completion_time), 0.005);
 }
 
+/// A run dropped mid-way leaves its pods running; their updates wake the next run of the
+/// same host, which finishes the Job.
+#[tokio::test(start_paused = true)]
+async fn pods_of_a_dropped_run_wake_the_next_run() {
+    let (jobs, errs) = parse_documents(
+        &job(
+            "  completions: 2\n  parallelism: 2",
+            "Never",
+            &["sleep", "100"],
+        ),
+        "t.yaml",
+        std::path::Path::new("."),
+    );
+    assert!(errs.is_empty(), "{errs:?}");
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(T0));
+    let mut host = Host::new(Arc::new(FakeRuntime), clock, HostConfig::default());
+    let subs = host.prepare(jobs).map_err(|r| format!("{r:?}")).unwrap();
+    host.submit(subs);
+    let first = host.run(std::future::pending(), |_| {});
+    assert!(
+        tokio::time::timeout(Duration::from_millis(10), first)
+            .await
+            .is_err(),
+        "the pods sleep 100 ms"
+    );
+    let second = host.run(std::future::pending(), |_| {});
+    tokio::time::timeout(Duration::from_secs(60), second)
+        .await
+        .expect("the second run hears the pods of the first")
+        .expect("an in-memory host has no store to fail");
+    let status = &host.store().jobs[0].status;
+    assert_eq!((status.succeeded, status.active), (2, 0));
+}
+
 #[tokio::test(start_paused = true)]
 async fn shutdown_terminates_running_pods() {
     let (jobs, _) = parse_documents(
