@@ -15,6 +15,10 @@ pub type Extra = BTreeMap<String, serde_json::Value>;
 /// Labels or annotations.
 pub type StringMap = BTreeMap<String, String>;
 
+/// A string that is mostly one of a few constants (a phase, a reason, `v1`): the host sets
+/// them without allocating; objects read back own theirs.
+pub type Text = std::borrow::Cow<'static, str>;
+
 /// `metadata` of every object.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -586,9 +590,9 @@ pub struct JobCondition {
 #[serde(rename_all = "camelCase")]
 pub struct Pod {
     /// `v1`.
-    pub api_version: String,
+    pub api_version: Text,
     /// `Pod`.
-    pub kind: String,
+    pub kind: Text,
     /// Name, labels, owner.
     pub metadata: ObjectMeta,
     /// The Job's pod template spec, shared with the template.
@@ -602,7 +606,7 @@ pub struct Pod {
 #[serde(rename_all = "camelCase")]
 pub struct PodStatus {
     /// `Pending`, `Running`, `Succeeded` or `Failed`.
-    pub phase: String,
+    pub phase: Text,
     /// Pod conditions (`DisruptionTarget` for pods the host terminated).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<PodCondition>,
@@ -693,7 +697,7 @@ impl ContainerState {
 #[serde(rename_all = "camelCase")]
 pub struct ContainerStateWaiting {
     /// e.g. `ContainerCreating`, `CrashLoopBackOff`.
-    pub reason: String,
+    pub reason: Text,
     /// Detail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -714,7 +718,7 @@ pub struct ContainerStateTerminated {
     /// The module's exit code (137 when killed or out of memory).
     pub exit_code: i32,
     /// `Completed`, `Error`, `OOMKilled`, `DeadlineExceeded`...
-    pub reason: String,
+    pub reason: Text,
     /// Detail, e.g. the trap message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

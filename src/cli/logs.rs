@@ -197,7 +197,7 @@ fn source(pod: &Pod, args: &LogsArgs) -> Result<Source, String> {
                 .state
                 .waiting
                 .as_ref()
-                .map_or("ContainerCreating", |w| w.reason.as_str());
+                .map_or("ContainerCreating", |w| &*w.reason);
             format!(
                 "container {:?} in pod {name:?} is waiting to start: {reason}",
                 status.name

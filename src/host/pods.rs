@@ -222,7 +222,7 @@ pub fn runs(cs: &ContainerStatus) -> i32 {
 
 /// Whether the pod has finished.
 pub fn is_finished(pod: &Pod) -> bool {
-    matches!(pod.status.phase.as_str(), "Succeeded" | "Failed")
+    matches!(&*pod.status.phase, "Succeeded" | "Failed")
 }
 
 /// When the pod finished, if it did.
@@ -238,7 +238,7 @@ fn terminated(exit: &PodExit, started: Timestamp, at: Timestamp) -> ContainerSta
     ContainerState {
         terminated: Some(ContainerStateTerminated {
             exit_code: exit.exit_code(),
-            reason: exit.reason().to_string(),
+            reason: exit.reason(),
             message: exit.message().map(str::to_string),
             started_at: started,
             finished_at: at,
@@ -255,14 +255,14 @@ pub fn pod_status_column(pod: &Pod) -> String {
     }
     if let Some(c) = pod.status.container_statuses.first() {
         if let Some(t) = &c.state.terminated {
-            return t.reason.clone();
+            return t.reason.to_string();
         }
         if let Some(w) = &c.state.waiting {
-            return w.reason.clone();
+            return w.reason.to_string();
         }
     }
     pod.status
         .reason
         .clone()
-        .unwrap_or_else(|| pod.status.phase.clone())
+        .unwrap_or_else(|| pod.status.phase.to_string())
 }

@@ -50,13 +50,13 @@ impl PodExit {
     }
 
     /// The container's `state.terminated.reason`.
-    pub fn reason(&self) -> &str {
+    pub fn reason(&self) -> crate::api::types::Text {
         match self {
-            PodExit::Exited(0) => "Completed",
-            PodExit::Exited(_) | PodExit::Trapped(_) => "Error",
-            PodExit::OutOfMemory(_) => "OOMKilled",
-            PodExit::Terminated(r) => r,
-            PodExit::CannotRun(_) => "ContainerCannotRun",
+            PodExit::Exited(0) => "Completed".into(),
+            PodExit::Exited(_) | PodExit::Trapped(_) => "Error".into(),
+            PodExit::OutOfMemory(_) => "OOMKilled".into(),
+            PodExit::Terminated(r) => r.clone().into(),
+            PodExit::CannotRun(_) => "ContainerCannotRun".into(),
         }
     }
 

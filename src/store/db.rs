@@ -531,7 +531,7 @@ impl StateDb {
                 .map_err(sql)?;
             }
             for pod in &batch.pods {
-                let finished = matches!(pod.status.phase.as_str(), "Succeeded" | "Failed");
+                let finished = matches!(&*pod.status.phase, "Succeeded" | "Failed");
                 let owner = pod
                     .metadata
                     .owner_references
