@@ -48,10 +48,7 @@ fn bench(c: &mut Criterion) {
                 index: indexed.then_some(50_000 + i as i32),
             })
             .collect();
-        let obs = Observed {
-            active: &active,
-            tally: &tally,
-        };
+        let obs = Observed::new(&active, &tally);
         let name = if indexed { "indexed" } else { "non_indexed" };
         c.bench_function(&format!("reconcile_{name}_10000_active"), |b| {
             b.iter(|| {

@@ -84,6 +84,67 @@ pub struct Observed<'a> {
     pub active: &'a [ActivePod],
     /// The finished pods, folded.
     pub tally: &'a Tally,
+    /// `active`, counted: the host keeps these as its list changes, so that a reconcile pass
+    /// costs O(1) in the active pods, not O(active) (a Job of 10,000 sleeping pods runs a
+    /// turn per pod update).
+    pub counts: ActiveCounts,
+}
+
+impl<'a> Observed<'a> {
+    /// The observation of `active` and `tally`, counting `active`.
+    pub fn new(active: &'a [ActivePod], tally: &'a Tally) -> Self {
+        Observed {
+            active,
+            tally,
+            counts: ActiveCounts::of(active),
+        }
+    }
+}
+
+/// The active pods of a Job, counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ActiveCounts {
+    /// Being terminated.
+    pub terminating: usize,
+    /// Not being terminated.
+    pub running: usize,
+    /// Not being terminated, with their container running.
+    pub ready: usize,
+    /// In-place restarts of those not being terminated.
+    pub restarts: i64,
+}
+
+impl ActiveCounts {
+    /// Counts `pods`, one by one.
+    pub fn of(pods: &[ActivePod]) -> Self {
+        let mut counts = ActiveCounts::default();
+        for p in pods {
+            counts.add(p);
+        }
+        counts
+    }
+
+    /// Counts `p` in.
+    pub fn add(&mut self, p: &ActivePod) {
+        if p.terminating {
+            self.terminating += 1;
+        } else {
+            self.running += 1;
+            self.ready += usize::from(p.ready);
+            self.restarts += i64::from(p.restart_count);
+        }
+    }
+
+    /// Counts `p` out (as it was counted in).
+    pub fn remove(&mut self, p: &ActivePod) {
+        if p.terminating {
+            self.terminating -= 1;
+        } else {
+            self.running -= 1;
+            self.ready -= usize::from(p.ready);
+            self.restarts -= i64::from(p.restart_count);
+        }
+    }
 }
 
 /// An event the controller records on the Job.
@@ -118,21 +179,22 @@ pub struct Plan {
 }
 
 /// Sets `status`'s pod counters (active, ready, terminating, succeeded, failed) and index
-/// lists from the observed pods, in one pass over the active ones; returns the in-place
-/// restarts of those still running, which count against backoffLimit under OnFailure.
+/// lists from the observed pods' counts; returns the in-place restarts of those still
+/// running, which count against backoffLimit under OnFailure.
 pub fn count_pods(spec: &JobSpec, obs: &Observed<'_>, status: &mut JobStatus) -> i64 {
     let tally = obs.tally;
-    // One pass over the active pods; the list of those to stop is built only when some are.
-    let (mut terminating, mut running, mut ready, mut restarts) = (0, 0, 0, 0i64);
-    for p in obs.active {
-        if p.terminating {
-            terminating += 1;
-        } else {
-            running += 1;
-            ready += usize::from(p.ready);
-            restarts += i64::from(p.restart_count);
-        }
-    }
+    // Debug builds (the tests) check the host's running counts against a count of the list.
+    debug_assert_eq!(
+        obs.counts,
+        ActiveCounts::of(obs.active),
+        "active pod counts"
+    );
+    let ActiveCounts {
+        terminating,
+        running,
+        ready,
+        restarts,
+    } = obs.counts;
     let succeeded = tally.succeeded(spec.completions);
     status.succeeded = succeeded;
     status.failed = tally.failed;

@@ -37,7 +37,7 @@ fn pods(n: usize) -> Vec<ActivePod> {
 }
 
 fn obs<'a>(active: &'a [ActivePod], tally: &'a Tally) -> Observed<'a> {
-    Observed { active, tally }
+    Observed::new(active, tally)
 }
 
 fn tally(succeeded: i32, failed: i32) -> Tally {

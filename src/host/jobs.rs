@@ -11,6 +11,7 @@ impl Host {
         let observed = Observed {
             active: &state.active,
             tally: &state.tally,
+            counts: state.counts,
         };
         let job = &self.store.jobs[j];
         let mut status = job.status.clone();
@@ -30,6 +31,7 @@ impl Host {
         let observed = Observed {
             active: &state.active,
             tally: &state.tally,
+            counts: state.counts,
         };
         let plan = reconcile(&self.store.jobs[j], &observed, now, &self.config.backoff);
         tracing::debug!(
@@ -92,23 +94,31 @@ impl Host {
         self.jobs[j].requeue_at = plan.requeue_after.map(|d| Instant::now() + d);
     }
 
-    /// Pod `p`'s entry in its Job's active list, while it has not finished.
-    fn active_pod(&mut self, p: usize) -> Option<&mut ActivePod> {
+    /// Changes pod `p`'s entry in its Job's active list (while it has not finished), and
+    /// the Job's counts with it.
+    fn update_active(&mut self, p: usize, change: impl FnOnce(&mut ActivePod)) {
         let j = self.store.pods[p].job;
-        self.jobs[j]
+        let state = &mut self.jobs[j];
+        if let Some(a) = state
             .active
             .get_mut(self.pods[p].slot)
             .filter(|a| a.id == p)
+        {
+            state.counts.remove(a);
+            change(a);
+            state.counts.add(a);
+        }
     }
 
     /// Pod `p` finished: it leaves its Job's active list.
     fn remove_active(&mut self, p: usize) {
         let j = self.store.pods[p].job;
         let slot = std::mem::replace(&mut self.pods[p].slot, usize::MAX);
-        let active = &mut self.jobs[j].active;
-        if active.get(slot).is_some_and(|a| a.id == p) {
-            active.swap_remove(slot);
-            if let Some(moved) = active.get(slot) {
+        let state = &mut self.jobs[j];
+        if state.active.get(slot).is_some_and(|a| a.id == p) {
+            let gone = state.active.swap_remove(slot);
+            state.counts.remove(&gone);
+            if let Some(moved) = state.active.get(slot) {
                 self.pods[moved.id].slot = slot;
             }
         }
@@ -148,9 +158,7 @@ impl Host {
     pub(super) fn kill(&mut self, p: usize, reason: &str) {
         if let Some(kill) = self.pods[p].kill.take() {
             tracing::debug!(pod = p, reason, "terminating");
-            if let Some(a) = self.active_pod(p) {
-                a.terminating = true;
-            }
+            self.update_active(p, |a| a.terminating = true);
             // A pod that already finished dropped its receiver; nothing to stop then.
             let _ = kill.send(reason.to_string());
         }
@@ -237,14 +245,17 @@ impl Host {
             job: j,
             logs: Vec::new(),
         }));
-        let slot = self.jobs[j].active.len();
-        self.jobs[j].active.push(ActivePod {
+        let state = &mut self.jobs[j];
+        let slot = state.active.len();
+        let a = ActivePod {
             id: p,
             restart_count: 0,
             ready: false,
             terminating: false,
             index,
-        });
+        };
+        state.counts.add(&a);
+        state.active.push(a);
         let (kill_tx, kill_rx) = oneshot::channel();
         self.pods.push(PodState {
             kill: Some(kill_tx),
@@ -334,9 +345,7 @@ impl Host {
         let (p, finished) = match update {
             PodUpdate::Started { pod: p, at, log } => {
                 self.started(p, at, log);
-                if let Some(a) = self.active_pod(p) {
-                    a.ready = true;
-                }
+                self.update_active(p, |a| a.ready = true);
                 (p, None)
             }
             PodUpdate::Restarting {
@@ -346,10 +355,10 @@ impl Host {
                 at,
             } => {
                 pods::restarting(&mut self.store.pods[p].pod, &exit, started, at);
-                if let Some(a) = self.active_pod(p) {
+                self.update_active(p, |a| {
                     a.ready = false;
                     a.restart_count += 1;
-                }
+                });
                 self.settle_leases(p, false);
                 self.event(
                     "Pod",

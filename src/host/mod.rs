@@ -23,7 +23,7 @@ use crate::api::manifest::JobManifest;
 use crate::api::types::{Job, Pod};
 use crate::clock::Clock;
 use crate::controller::backoff::BackoffPolicy;
-use crate::controller::job::{ActivePod, Observed, Plan, reconcile};
+use crate::controller::job::{ActiveCounts, ActivePod, Observed, Plan, reconcile};
 use crate::controller::tally::Tally;
 use crate::kubelet::{PodRun, PodUpdate, Reporter, Successor, run_pod};
 use crate::logs::{DEFAULT_LOG_LIMIT, LogStream};
@@ -169,6 +169,8 @@ struct JobState {
     /// Its pods that have not finished, kept up to date as they change (in no particular
     /// order), so that a reconcile pass need not gather them.
     active: Vec<ActivePod>,
+    /// `active`, counted as it changes.
+    counts: ActiveCounts,
     /// Its finished pods, folded.
     tally: Tally,
     /// What its pods have in common.
@@ -429,6 +431,7 @@ impl Host {
             queues,
             prepared,
             active: Vec::new(),
+            counts: ActiveCounts::default(),
             requeue_at: Some(Instant::now()),
             source,
             stored_names_loaded: false,
