@@ -54,10 +54,10 @@ pub enum PodUpdate {
 pub struct PodRun {
     /// Host index of the pod.
     pub pod: usize,
-    /// Pod name, for log prefixes.
+    /// Pod name, for the prefix of streamed logs (empty when logs do not stream).
     pub name: String,
-    /// Container name, for log prefixes.
-    pub container: String,
+    /// Container name, for the prefix of streamed logs.
+    pub container: Arc<str>,
     /// The pod's sandbox.
     pub sandbox: Box<dyn Sandbox>,
     /// Restart failed runs in place (restartPolicy OnFailure).

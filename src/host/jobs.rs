@@ -210,7 +210,12 @@ impl Host {
             job.spec.template.spec.restart_policy.as_deref() == Some("OnFailure");
         let prepared = self.jobs[j].prepared.clone();
         let template = &self.jobs[j].template;
-        let mut pod = pods::new_pod(job, template, base, name.clone(), uid.clone(), now);
+        // The kubelet names the pod only in the prefix of streamed logs.
+        let run_name = match self.config.log_stream {
+            Some(_) => name.clone(),
+            None => String::new(),
+        };
+        let mut pod = pods::new_pod(job, template, base, name, uid, now);
         if let Some(i) = index {
             for map in [&mut pod.metadata.annotations, &mut pod.metadata.labels] {
                 Arc::make_mut(map).insert(pods::COMPLETION_INDEX.into(), i.to_string());
@@ -221,19 +226,24 @@ impl Host {
                 }
             }
         }
-        let container = template.container.name.to_string();
+        let container = template.container.name.clone();
+        let (name, uid) = (&pod.metadata.name, &pod.metadata.uid);
+        let (name, uid) = (
+            name.as_deref().unwrap_or_default(),
+            uid.as_deref().unwrap_or_default(),
+        );
         let queues = self.jobs[j]
             .queues
             .as_ref()
             .map(|(req, broker)| QueueGrant {
                 broker: broker.clone(),
                 queues: req.queues.clone(),
-                holder: uid.clone(),
+                holder: uid.to_string(),
             });
         let identity = PodIdentity {
-            name: &name,
+            name,
             namespace: job.metadata.namespace.as_deref().unwrap_or_default(),
-            uid: &uid,
+            uid,
             labels: &pod.metadata.labels,
             annotations: &pod.metadata.annotations,
             queues: queues.as_ref(),
@@ -264,22 +274,19 @@ impl Host {
             unsaved_run: 0,
         });
         self.touch_pod(p);
-        self.event(
-            "Job",
-            j,
-            "Normal",
-            "SuccessfulCreate",
-            ["Created pod: ", &name].concat(),
-            now,
-        );
-        self.emit(|_| Change::Pod {
-            name: name.clone(),
+        let message = {
+            let name = self.store.pods[p].pod.metadata.name.as_deref();
+            ["Created pod: ", name.unwrap_or_default()].concat()
+        };
+        self.event("Job", j, "Normal", "SuccessfulCreate", message, now);
+        self.emit(|h| Change::Pod {
+            name: h.pod_name(p),
             status: "Pending".into(),
             restarts: 0,
         });
         let run = sandbox.map(|sandbox| PodRun {
             pod: p,
-            name,
+            name: run_name,
             container,
             sandbox,
             restart_on_failure,
