@@ -22,13 +22,19 @@ fn job(spec: &str, restart: &str, args: &[&str]) -> String {
     )
 }
 
-async fn run(manifest: &str) -> Store {
+/// An in-memory host on the fake runtime, its clock at T0, with `manifest`'s Jobs submitted.
+fn submitted(manifest: &str) -> Host {
     let (jobs, errs) = parse_documents(manifest, "t.yaml", std::path::Path::new("."));
     assert!(errs.is_empty(), "{errs:?}");
     let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(T0));
     let mut host = Host::new(Arc::new(FakeRuntime), clock, HostConfig::default());
     let subs = host.prepare(jobs).map_err(|r| format!("{r:?}")).unwrap();
     host.submit(subs);
+    host
+}
+
+async fn run(manifest: &str) -> Store {
+    let mut host = submitted(manifest);
     host.run(std::future::pending(), |_| {})
         .await
         .expect("an in-memory host has no store to fail");
@@ -214,12 +220,7 @@ async fn pods_handed_over_between_threads_keep_order_and_parallelism() {
 
 /// The statuses the live view showed for each pod of `manifest`, in order, with the store.
 async fn watched(manifest: &str) -> (Store, Vec<(String, String)>) {
-    let (jobs, errs) = parse_documents(manifest, "t.yaml", std::path::Path::new("."));
-    assert!(errs.is_empty(), "{errs:?}");
-    let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(T0));
-    let mut host = Host::new(Arc::new(FakeRuntime), clock, HostConfig::default());
-    let subs = host.prepare(jobs).map_err(|r| format!("{r:?}")).unwrap();
-    host.submit(subs);
+    let mut host = submitted(manifest);
     let mut seen = Vec::new();
     host.run(std::future::pending(), |change| {
         if let wasmjob::host::Change::Pod { name, status, .. } = change {
@@ -259,20 +260,11 @@ async fn a_run_that_never_waits_reports_its_start_with_its_end() {
 /// same host, which finishes the Job.
 #[tokio::test(start_paused = true)]
 async fn pods_of_a_dropped_run_wake_the_next_run() {
-    let (jobs, errs) = parse_documents(
-        &job(
-            "  completions: 2\n  parallelism: 2",
-            "Never",
-            &["sleep", "100"],
-        ),
-        "t.yaml",
-        std::path::Path::new("."),
-    );
-    assert!(errs.is_empty(), "{errs:?}");
-    let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(T0));
-    let mut host = Host::new(Arc::new(FakeRuntime), clock, HostConfig::default());
-    let subs = host.prepare(jobs).map_err(|r| format!("{r:?}")).unwrap();
-    host.submit(subs);
+    let mut host = submitted(&job(
+        "  completions: 2\n  parallelism: 2",
+        "Never",
+        &["sleep", "100"],
+    ));
     let first = host.run(std::future::pending(), |_| {});
     assert!(
         tokio::time::timeout(Duration::from_millis(10), first)
@@ -291,15 +283,11 @@ async fn pods_of_a_dropped_run_wake_the_next_run() {
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_terminates_running_pods() {
-    let (jobs, _) = parse_documents(
-        &job("  completions: 2\n  parallelism: 2", "Never", &["spin"]),
-        "t.yaml",
-        std::path::Path::new("."),
-    );
-    let clock: Arc<dyn Clock> = Arc::new(TokioClock::starting_at(T0));
-    let mut host = Host::new(Arc::new(FakeRuntime), clock, HostConfig::default());
-    let subs = host.prepare(jobs).map_err(|r| format!("{r:?}")).unwrap();
-    host.submit(subs);
+    let mut host = submitted(&job(
+        "  completions: 2\n  parallelism: 2",
+        "Never",
+        &["spin"],
+    ));
     host.run(
         tokio::time::sleep(std::time::Duration::from_secs(5)),
         |_| {},
