@@ -199,9 +199,8 @@ async fn run_one(
         if exit.success() || !run.restart_on_failure {
             return finish(exit, at, reported);
         }
-        let _ = started.set(at);
+        let t0 = *started.get_or_init(|| at);
         report_start(&mut reported);
-        let t0 = started.get().copied().unwrap_or(at);
         restarts += 1;
         reporter.report(
             PodUpdate::Restarting {

@@ -176,7 +176,7 @@ impl Host {
         let namespace = job.metadata.namespace.as_deref().unwrap_or_default();
         // A failed lookup only risks a collision, which the commit would then report.
         let stored = db
-            .names_with_prefix("Pod", namespace, &pods::name_prefix(job.name()))
+            .names_with_prefix("Pod", namespace, &self.jobs[j].template.prefix)
             .unwrap_or_default();
         self.names.extend(stored.iter().map(|n| name_key(n)));
     }

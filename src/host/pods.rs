@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-pub use crate::api::defaults::owner_reference;
+use crate::api::defaults::owner_reference;
 use crate::api::types::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
     ContainerStatus, Job, ObjectMeta, OwnerReference, Pod, PodCondition, PodStatus,
