@@ -253,33 +253,41 @@ fn cronjobs_rows(cronjobs: &[&CronJob], wide: bool, now: Timestamp) -> Vec<Vec<S
 
 /// `kubectl get pods` rows.
 fn pods_rows(pods: &[&Pod], wide: bool, now: Timestamp) -> Vec<Vec<String>> {
+    let mut rows = vec![pods_header(wide)];
+    rows.extend(pods.iter().map(|pod| pod_row(pod, wide, now)));
+    rows
+}
+
+/// The header row of `kubectl get pods`.
+pub fn pods_header(wide: bool) -> Vec<String> {
     let mut head = vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"];
     if wide {
         head.extend(["IMAGE", "EXIT CODE"]);
     }
-    let mut rows = vec![head.into_iter().map(String::from).collect::<Vec<_>>()];
-    for pod in pods {
-        let cs = &pod.status.container_statuses;
-        let ready = cs.iter().filter(|c| c.ready).count();
-        let restarts: i32 = cs.iter().map(|c| c.restart_count).sum();
-        let mut row = vec![
-            pod.metadata.name.clone().unwrap_or_default(),
-            format!("{ready}/{}", cs.len().max(1)),
-            pod_status_column(pod),
-            restarts.to_string(),
-            since(pod.metadata.creation_timestamp, now),
-        ];
-        if wide {
-            row.push(cs.first().map(|c| c.image.to_string()).unwrap_or_default());
-            let code = cs
-                .first()
-                .and_then(|c| c.state.terminated.as_ref())
-                .map(|t| t.exit_code.to_string());
-            row.push(code.unwrap_or_default());
-        }
-        rows.push(row);
+    head.into_iter().map(String::from).collect()
+}
+
+/// A pod's row of `kubectl get pods`.
+pub fn pod_row(pod: &Pod, wide: bool, now: Timestamp) -> Vec<String> {
+    let cs = &pod.status.container_statuses;
+    let ready = cs.iter().filter(|c| c.ready).count();
+    let restarts: i32 = cs.iter().map(|c| c.restart_count).sum();
+    let mut row = vec![
+        pod.metadata.name.clone().unwrap_or_default(),
+        format!("{ready}/{}", cs.len().max(1)),
+        pod_status_column(pod),
+        restarts.to_string(),
+        since(pod.metadata.creation_timestamp, now),
+    ];
+    if wide {
+        row.push(cs.first().map(|c| c.image.to_string()).unwrap_or_default());
+        let code = cs
+            .first()
+            .and_then(|c| c.state.terminated.as_ref())
+            .map(|t| t.exit_code.to_string());
+        row.push(code.unwrap_or_default());
     }
-    rows
+    row
 }
 
 /// `kubectl get events` rows.
@@ -580,6 +588,22 @@ fn render_to(
     }
 }
 
+/// `rows` (a header, then one per object) with a NAMESPACE column before the others when
+/// `namespaces` (of each object) are given, as `kubectl get -A` prints them.
+pub fn with_namespaces<S: Into<String>>(
+    rows: Vec<Vec<String>>,
+    namespaces: Option<Vec<S>>,
+) -> Vec<Vec<String>> {
+    let Some(namespaces) = namespaces else {
+        return rows;
+    };
+    let head = std::iter::once("NAMESPACE".to_string());
+    head.chain(namespaces.into_iter().map(Into::into))
+        .zip(rows)
+        .map(|(n, row)| std::iter::once(n).chain(row).collect())
+        .collect()
+}
+
 /// The tables of `kubectl get`, one per kind, a blank line between them.
 fn tables(listing: &Listing<'_>, wide: bool, now: Timestamp) -> String {
     fn of(m: &crate::api::types::ObjectMeta) -> &str {
@@ -587,16 +611,10 @@ fn tables(listing: &Listing<'_>, wide: bool, now: Timestamp) -> String {
     }
     let mut parts = Vec::new();
     let ns = |rows: Vec<Vec<String>>, namespaces: Vec<&str>| {
-        if !listing.namespaces {
-            return table(&rows);
-        }
-        let head = std::iter::once("NAMESPACE");
-        let rows: Vec<Vec<String>> = head
-            .chain(namespaces)
-            .zip(rows)
-            .map(|(n, row)| std::iter::once(n.to_string()).chain(row).collect())
-            .collect();
-        table(&rows)
+        table(&with_namespaces(
+            rows,
+            listing.namespaces.then_some(namespaces),
+        ))
     };
     if !listing.cronjobs.is_empty() {
         let rows = cronjobs_rows(&listing.cronjobs, wide, now);

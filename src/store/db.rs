@@ -654,23 +654,27 @@ impl StateDb {
         sql: &str,
         params: impl rusqlite::Params,
     ) -> Result<Vec<(i64, T)>, StoreError> {
-        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.sql(e))?;
-        let rows = stmt
-            .query_map(params, |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                ))
-            })
-            .map_err(|e| self.sql(e))?;
         let mut out = Vec::new();
-        for row in rows {
-            let (rv, kind, name, body) = row.map_err(|e| self.sql(e))?;
-            out.push((rv, self.decode(&kind, &name, &body)?));
-        }
+        self.each_row(sql, params, |rv, o| out.push((rv, o)))?;
         Ok(out)
+    }
+
+    /// Hands each object `sql` selects (`rv, kind, name, body`) to `f` as it is read.
+    fn each_row<T: DeserializeOwned>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        mut f: impl FnMut(i64, T),
+    ) -> Result<(), StoreError> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.sql(e))?;
+        let mut rows = stmt.query(params).map_err(|e| self.sql(e))?;
+        while let Some(row) = rows.next().map_err(|e| self.sql(e))? {
+            let text = |i| row.get_ref(i).and_then(|v| Ok(v.as_str()?));
+            let (rv, kind, name, body) =
+                (|| Ok((row.get(0)?, text(1)?, text(2)?, text(3)?)))().map_err(|e| self.sql(e))?;
+            f(rv, self.decode(kind, name, body)?);
+        }
+        Ok(())
     }
 
     /// Objects from `sql`, which selects `rv, kind, name, body`.
@@ -692,10 +696,24 @@ impl StateDb {
         kind: &str,
         namespace: Option<&str>,
     ) -> Result<Vec<T>, StoreError> {
-        self.query_objects(
+        let mut out = Vec::new();
+        self.for_each(kind, namespace, |o| out.push(o))?;
+        Ok(out)
+    }
+
+    /// [`StateDb::list`], handing each object to `f` as it is read instead of keeping them
+    /// all (`kubectl get pods` on a Job of 100,000 pods needs only their rows).
+    pub fn for_each<T: DeserializeOwned>(
+        &self,
+        kind: &str,
+        namespace: Option<&str>,
+        mut f: impl FnMut(T),
+    ) -> Result<(), StoreError> {
+        self.each_row(
             "SELECT rv, kind, name, body FROM objects
              WHERE kind = ?1 AND (?2 IS NULL OR namespace = ?2) ORDER BY namespace, name",
             params![kind, namespace],
+            |_, o| f(o),
         )
     }
 

@@ -547,6 +547,39 @@ fn get_selects_by_label_and_name_and_prints_kubectl_formats() {
     assert_eq!(missing.code, 1);
     assert!(missing.stderr.contains("jobs.batch \"gamma\" not found"));
     assert!(missing.stdout.contains("alpha"));
+    // Pods are printed from rows built as they are read, not from all pods loaded first.
+    let beta = names(&["get", "pods", "-l", "job-name=beta", "-o", "name"]);
+    assert_eq!(beta.lines().count(), 7, "backoffLimit 6: {beta}");
+    assert!(beta.lines().all(|l| l.starts_with("pod/beta-")), "{beta}");
+    let wide = names(&["get", "pods", "-l", "job-name=alpha", "-o", "wide"]);
+    let lines: Vec<&str> = wide.lines().collect();
+    assert_eq!(lines.len(), 2, "{wide}");
+    assert!(lines[0].starts_with("NAME ") && lines[0].ends_with("   EXIT CODE"));
+    let alpha: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(alpha.len(), 7, "{wide}");
+    assert_eq!(alpha[1..4], ["0/1", "Completed", "0"], "{wide}");
+    assert!(
+        alpha[5].ends_with("testbed.wasm") && alpha[6] == "0",
+        "{wide}"
+    );
+    let all = names(&["get", "pods", "-A"]);
+    assert!(all.starts_with("NAMESPACE   NAME "), "{all}");
+    assert_eq!(
+        all.lines()
+            .skip(1)
+            .filter(|l| l.starts_with("default "))
+            .count(),
+        8
+    );
+    let missing = s.run(&["get", "pods", alpha[0], "nope"]);
+    assert_eq!(missing.code, 1);
+    assert!(
+        missing.stderr.contains("pods \"nope\" not found"),
+        "{}",
+        missing.stderr
+    );
+    assert_eq!(missing.stdout.lines().count(), 2, "{}", missing.stdout);
+    assert!(missing.stdout.contains(alpha[0]));
     let bad = s.run(&["get", "pods", "-l", "a in (b"]);
     assert_eq!(bad.code, 2);
     assert!(
