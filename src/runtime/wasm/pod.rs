@@ -99,14 +99,20 @@ enum EnvValue {
 
 /// A Job's pod template, compiled and resolved.
 pub struct PreparedWasm {
-    engine: Engine,
-    slots: Slots,
-    pre: InstancePre<PodState>,
+    common: Arc<Common>,
     image_id: Arc<str>,
-    argv: Arc<[String]>,
     env: Vec<(String, EnvValue)>,
     mounts: Vec<Mount>,
     working_dir: Option<String>,
+}
+
+/// What every sandbox of a Job shares, behind one reference count: a pod's sandbox and run
+/// take one count, not one per part (the counts are touched by both cores at once).
+struct Common {
+    engine: Engine,
+    slots: Slots,
+    pre: InstancePre<PodState>,
+    argv: Arc<[String]>,
     memory_limit: usize,
 }
 
@@ -196,15 +202,17 @@ impl PreparedWasm {
             return Err(errs);
         }
         Ok(PreparedWasm {
-            engine,
-            slots,
-            pre,
+            common: Arc::new(Common {
+                engine,
+                slots,
+                pre,
+                argv,
+                memory_limit,
+            }),
             image_id,
-            argv,
             env,
             mounts,
             working_dir: c.working_dir.clone(),
-            memory_limit,
         })
     }
 }
@@ -296,13 +304,9 @@ impl PreparedPod for PreparedWasm {
             env.push(("JOB_COMPLETION_INDEX".into(), i.clone()));
         }
         Ok(Box::new(WasmSandbox {
-            engine: self.engine.clone(),
-            slots: self.slots.clone(),
-            pre: self.pre.clone(),
-            argv: self.argv.clone(),
+            common: self.common.clone(),
             env,
             preopens,
-            memory_limit: self.memory_limit,
             queues: pod.queues.cloned(),
             runs: Default::default(),
             _tmp: tmp,
@@ -312,13 +316,9 @@ impl PreparedPod for PreparedWasm {
 
 /// One pod's sandbox; its emptyDir volumes are removed when it is dropped.
 struct WasmSandbox {
-    engine: Engine,
-    slots: Slots,
-    pre: InstancePre<PodState>,
-    argv: Arc<[String]>,
+    common: Arc<Common>,
     env: Vec<(String, String)>,
     preopens: Vec<(PathBuf, String, bool)>,
-    memory_limit: usize,
     queues: Option<QueueGrant>,
     /// Container runs so far: each run holds its queue leases under its own name.
     runs: std::sync::atomic::AtomicI32,
@@ -331,7 +331,8 @@ impl Sandbox for WasmSandbox {
         // number, and the host settles queue leases by it.
         let run = self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut b = WasiCtxBuilder::new();
-        b.args(&self.argv)
+        let common = &self.common;
+        b.args(&common.argv)
             .stdout(LogSink(log.clone()))
             .stderr(LogSink(log.clone()));
         for (k, v) in &self.env {
@@ -351,7 +352,7 @@ impl Sandbox for WasmSandbox {
         let state = PodState {
             wasi: b.build_p1(),
             limiter: MemoryLimiter {
-                max: self.memory_limit,
+                max: common.memory_limit,
                 denied: false,
             },
             queue: self.queues.clone().map(|mut grant| {
@@ -359,29 +360,27 @@ impl Sandbox for WasmSandbox {
                 QueueAccess::new(grant)
             }),
         };
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(&common.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);
         store.epoch_deadline_async_yield_and_update(1);
-        let pre = self.pre.clone();
-        let limit = self.memory_limit;
-        let slots = self.slots.clone();
+        let common = common.clone();
         Box::pin(async move {
             // An instance slot of the pool, held until the store that used it is gone.
-            let Ok(slot) = slots.0.acquire_owned().await else {
+            let Ok(slot) = common.slots.0.acquire().await else {
                 return PodExit::CannotRun("the wasm runtime has shut down".into());
             };
             // Declared after the slot, so that a run stopped mid-way (its future dropped)
             // drops the store first too.
             let mut store = store;
             let result = async {
-                let instance = pre.instantiate_async(&mut store).await?;
+                let instance = common.pre.instantiate_async(&mut store).await?;
                 let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
                 started();
                 start.call_async(&mut store, ()).await
             }
             .await;
-            let exit = classify(result, store.data().limiter.denied, limit);
+            let exit = classify(result, store.data().limiter.denied, common.memory_limit);
             // The store gives its instance back to the pool before the slot is released:
             // a captured store would only be dropped with this future, after the permit,
             // and a pod let in meanwhile would find the pool full.
@@ -413,7 +412,7 @@ pub(super) async fn raw_run(
         },
         queue: None,
     };
-    let Ok(slot) = slots.0.clone().acquire_owned().await else {
+    let Ok(slot) = slots.0.acquire().await else {
         return false;
     };
     let mut store = Store::new(engine, state);
