@@ -484,6 +484,10 @@ impl StateDb {
             .and_then(|mut s| s.query_row([], |r| r.get(0)))
             .map_err(sql)?;
         {
+            // An update leaves `owner` alone: SQLite rewrites the entry of every index whose
+            // column is assigned, equal or not, and a pod's owner index page was one frame
+            // of the dozen each commit writes. An owner changes only when orphaned, which
+            // `delete_job` writes itself.
             let mut put = tx
                 .prepare_cached(
                     "INSERT INTO objects (uid, kind, namespace, name, owner, rv, finished, body,
@@ -491,7 +495,7 @@ impl StateDb {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                      ON CONFLICT (uid) DO UPDATE SET rv = excluded.rv,
                         finished = excluded.finished, body = excluded.body,
-                        owner = excluded.owner, expires = excluded.expires",
+                        expires = excluded.expires",
                 )
                 .map_err(sql)?;
             for cj in &batch.cronjobs {
@@ -1251,6 +1255,53 @@ mod tests {
         assert_eq!(texts, sorted);
         assert_eq!(texts[0], "2026-01-01T00:00:56.000000000Z");
         assert_eq!(texts[0].parse::<Timestamp>().unwrap(), t(times[0]));
+    }
+
+    #[test]
+    fn updates_keep_a_pods_owner_until_orphaning_clears_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = StateDb::open(dir.path()).unwrap();
+        let meta = |name: &str, uid: &str| serde_json::json!({"name": name, "namespace": "default", "uid": uid});
+        let job: Job = serde_json::from_value(serde_json::json!({
+            "apiVersion": "batch/v1", "kind": "Job", "metadata": meta("j", "job-1"),
+            "spec": {"template": {"spec": {"containers": []}}},
+        }))
+        .unwrap();
+        let mut owned_meta = meta("j-abcde", "pod-1");
+        owned_meta["ownerReferences"] = serde_json::json!([{"apiVersion": "batch/v1",
+            "kind": "Job", "name": "j", "uid": "job-1", "controller": true,
+            "blockOwnerDeletion": true}]);
+        let mut pod: Pod = serde_json::from_value(serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": owned_meta,
+            "spec": {"containers": []}, "status": {"phase": "Running"},
+        }))
+        .unwrap();
+        let put = |db: &mut StateDb, jobs: Vec<&Job>, pod: &Pod| {
+            let pods = vec![pod];
+            db.commit(&Batch {
+                jobs,
+                pods,
+                ..Default::default()
+            })
+            .unwrap();
+        };
+        put(&mut db, vec![&job], &pod);
+        pod.status.phase = "Failed".into();
+        put(&mut db, vec![&job], &pod);
+        let owned: Vec<Pod> = db.owned("Pod", "job-1").unwrap();
+        assert_eq!(owned.len(), 1, "an update keeps the owner");
+        assert_eq!(owned[0].status.phase, "Failed");
+
+        // Orphaned: the deletion clears the owner, and later updates leave it cleared.
+        pod.status.phase = "Running".into();
+        put(&mut db, vec![&job], &pod);
+        db.delete_job("job-1", true, None).unwrap();
+        Arc::make_mut(&mut pod.metadata.owner_references).clear();
+        put(&mut db, Vec::new(), &pod);
+        assert!(db.owned::<Pod>("Pod", "job-1").unwrap().is_empty());
+        let orphans = db.unfinished_orphans().unwrap();
+        assert_eq!(orphans.len(), 1);
+        assert!(orphans[0].metadata.owner_references.is_empty());
     }
 
     #[test]
