@@ -52,6 +52,8 @@ pub(super) struct Events {
     pub(super) changed: HashMap<usize, (String, i32)>,
     /// Events before this index are in the state database.
     pub(super) saved: usize,
+    /// When `changed` was last written (see [`Host::commit`]).
+    pub(super) changes_saved: Option<tokio::time::Instant>,
 }
 
 impl Host {

@@ -180,7 +180,20 @@ impl Host {
                 batch.events.push(&**e);
             }
         }
-        let changed = std::mem::take(&mut self.events.changed);
+        // Changes to events already saved (a count, a combined event's newest message) are
+        // written at most every COMMIT_DELAY: a wide Job's combined `SuccessfulCreate`
+        // changes with every pod, and its row and key were two of the ~11 pages each
+        // commit wrote. Within COMMIT_DELAY `unsaved` brings the next commit.
+        let events_due = last
+            || (self.events.changes_saved)
+                .is_none_or(|t| self.last_commit >= t + COMMIT_DELAY);
+        let changed = match events_due {
+            true => {
+                self.events.changes_saved = Some(self.last_commit);
+                std::mem::take(&mut self.events.changed)
+            }
+            false => Default::default(),
+        };
         for (e, (saved_message, saved_count)) in changed {
             let event = &self.store.events[e];
             if !deleted(Some(&event.uid)) {
