@@ -602,7 +602,14 @@ impl Host {
                 }
             }
         }
-        let commit_at = self.last_commit + COMMIT_DELAY;
+        let mut commit_at = self.last_commit + COMMIT_DELAY;
+        if let Some(t) = self.events.changes_saved
+            && !self.events.changed.is_empty()
+        {
+            // Changes to saved events wait for a commit COMMIT_DELAY after their last
+            // write (see `commit`), not after the last commit.
+            commit_at = commit_at.min(t + COMMIT_DELAY);
+        }
         if self.db.is_none() || !self.starts.is_empty() || Instant::now() >= commit_at {
             self.commit(false);
         }

@@ -183,10 +183,9 @@ impl Host {
         // Changes to events already saved (a count, a combined event's newest message) are
         // written at most every COMMIT_DELAY: a wide Job's combined `SuccessfulCreate`
         // changes with every pod, and its row and key were two of the ~11 pages each
-        // commit wrote. Within COMMIT_DELAY `unsaved` brings the next commit.
+        // commit wrote. `turn` brings a commit once they are due.
         let events_due = last
-            || (self.events.changes_saved)
-                .is_none_or(|t| self.last_commit >= t + COMMIT_DELAY);
+            || (self.events.changes_saved).is_none_or(|t| self.last_commit >= t + COMMIT_DELAY);
         let changed = match events_due {
             true => {
                 self.events.changes_saved = Some(self.last_commit);

@@ -673,7 +673,12 @@ impl StateDb {
         let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.sql(e))?;
         let mut rows = stmt.query(params).map_err(|e| self.sql(e))?;
         while let Some(row) = rows.next().map_err(|e| self.sql(e))? {
-            let text = |i| row.get_ref(i).and_then(|v| Ok(v.as_str()?));
+            let text = |i| {
+                let v = row.get_ref(i)?;
+                v.as_str().map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(i, v.data_type(), Box::new(e))
+                })
+            };
             let (rv, kind, name, body) =
                 (|| Ok((row.get(0)?, text(1)?, text(2)?, text(3)?)))().map_err(|e| self.sql(e))?;
             f(rv, self.decode(kind, name, body)?);
@@ -1287,10 +1292,14 @@ mod tests {
         };
         put(&mut db, vec![&job], &pod);
         pod.status.phase = "Failed".into();
+        // The owner is the one the pod was created with: an update that names another
+        // leaves it (orphaning, the one change of owner, is written by `delete_job`).
+        Arc::make_mut(&mut pod.metadata.owner_references)[0].uid = "job-2".into();
         put(&mut db, vec![&job], &pod);
         let owned: Vec<Pod> = db.owned("Pod", "job-1").unwrap();
         assert_eq!(owned.len(), 1, "an update keeps the owner");
         assert_eq!(owned[0].status.phase, "Failed");
+        assert!(db.owned::<Pod>("Pod", "job-2").unwrap().is_empty());
 
         // Orphaned: the deletion clears the owner, and later updates leave it cleared.
         pod.status.phase = "Running".into();
