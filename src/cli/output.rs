@@ -424,22 +424,26 @@ impl Serialize for Item<'_> {
     }
 }
 
-/// A listing as kubectl's `List`, serialized straight from the objects: a run of 100,000
-/// pods is written as it is read, never held as one JSON tree.
-struct List<'l, 'a>(&'l Listing<'a>);
+/// Items as kubectl's `List` of them, serialized straight from the objects: a run of 100,000
+/// pods is written as it is read, never held as one JSON tree. `items` serializes as a
+/// sequence (a listing's objects, or pods read one by one from the state directory).
+pub struct List<I>(pub I);
 
-impl Serialize for List<'_, '_> {
+/// A listing's objects, for [`List`].
+struct Items<'l, 'a>(&'l Listing<'a>);
+
+impl Serialize for Items<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.items())
+    }
+}
+
+impl<I: Serialize> Serialize for List<I> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        struct Items<'l, 'a>(&'l Listing<'a>);
-        impl Serialize for Items<'_, '_> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_seq(self.0.items())
-            }
-        }
         let mut m = s.serialize_map(Some(4))?;
         m.serialize_entry("apiVersion", "v1")?;
-        m.serialize_entry("items", &Items(self.0))?;
+        m.serialize_entry("items", &self.0)?;
         m.serialize_entry("kind", "List")?;
         m.serialize_entry("metadata", &serde_json::json!({ "resourceVersion": "" }))?;
         m.end()
@@ -500,11 +504,20 @@ pub fn render<'a>(
     single: bool,
     out: &mut dyn std::io::Write,
 ) -> Result<(), RenderError> {
+    tracked(out, |out| render_to(listing, format, now, single, out))
+}
+
+/// Runs `write` on `out`, telling a failure to write ([`RenderError::Io`], e.g. stdout
+/// closed by `| head`) from the format's own.
+pub fn tracked(
+    out: &mut dyn std::io::Write,
+    write: impl FnOnce(&mut dyn std::io::Write) -> Result<(), String>,
+) -> Result<(), RenderError> {
     let mut out = Tracked {
         inner: out,
         error: None,
     };
-    let result = render_to(listing, format, now, single, &mut out);
+    let result = write(&mut out);
     match (out.error, result) {
         (Some(e), _) => Err(RenderError::Io(e)),
         (None, Err(e)) => Err(RenderError::Invalid(e)),
@@ -529,7 +542,7 @@ fn render_to(
     format: &Format,
     now: Timestamp,
     single: bool,
-    out: &mut Tracked<'_>,
+    out: &mut dyn std::io::Write,
 ) -> Result<(), String> {
     use std::io::Write;
     let io = |e: std::io::Error| e.to_string();
@@ -562,7 +575,7 @@ fn render_to(
             let mut w = std::io::BufWriter::with_capacity(1 << 16, out);
             match only {
                 Some(item) => serde_json::to_writer_pretty(&mut w, &item),
-                None => serde_json::to_writer_pretty(&mut w, &List(listing)),
+                None => serde_json::to_writer_pretty(&mut w, &List(Items(listing))),
             }
             .map_err(|e| e.to_string())?;
             w.write_all(b"\n").and_then(|()| w.flush()).map_err(io)
@@ -571,7 +584,7 @@ fn render_to(
             let mut w = std::io::BufWriter::with_capacity(1 << 16, out);
             match only {
                 Some(item) => serde_yaml_ng::to_writer(&mut w, &item),
-                None => serde_yaml_ng::to_writer(&mut w, &List(listing)),
+                None => serde_yaml_ng::to_writer(&mut w, &List(Items(listing))),
             }
             .map_err(|e| e.to_string())?;
             w.flush().map_err(io)
@@ -579,7 +592,7 @@ fn render_to(
         Format::JsonPath(t) => {
             let value = match only {
                 Some(item) => serde_json::to_value(&item),
-                None => serde_json::to_value(List(listing)),
+                None => serde_json::to_value(List(Items(listing))),
             }
             .map_err(|e| e.to_string())?;
             let text = crate::cli::jsonpath::Template::parse(t)?.render(&value)?;

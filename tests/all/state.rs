@@ -580,6 +580,63 @@ fn get_selects_by_label_and_name_and_prints_kubectl_formats() {
     );
     assert_eq!(missing.stdout.lines().count(), 2, "{}", missing.stdout);
     assert!(missing.stdout.contains(alpha[0]));
+    let names_all = names(&["get", "pods", "-A", "-o", "name"]);
+    assert_eq!(
+        names_all.lines().count(),
+        8,
+        "no namespace in names: {names_all}"
+    );
+    let named = s.run(&["get", "pods", alpha[0], "nope", "-o", "name"]);
+    assert_eq!(named.code, 1);
+    assert_eq!(named.stdout, format!("pod/{}\n", alpha[0]));
+    assert!(
+        named.stderr.contains("pods \"nope\" not found"),
+        "{}",
+        named.stderr
+    );
+    for (args, message) in [
+        (
+            vec!["get", "pods", "-l", "job-name=gamma"],
+            "No resources found in default namespace.",
+        ),
+        (
+            vec!["get", "pods", "-n", "other"],
+            "No resources found in other namespace.",
+        ),
+        (
+            vec!["get", "pods", "-A", "-l", "job-name=gamma"],
+            "No resources found",
+        ),
+    ] {
+        let none = s.run(&args);
+        assert_eq!((none.code, none.stdout.as_str()), (0, ""), "{args:?}");
+        assert_eq!(none.stderr.trim_end(), message, "{args:?}");
+    }
+    // JSON and YAML Lists are written as the pods are read, too.
+    let list = s.run(&["get", "pods", "-o", "json"]).json();
+    assert_eq!(list["kind"], "List");
+    assert_eq!(list["items"].as_array().unwrap().len(), 8);
+    assert!(
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["kind"] == "Pod")
+    );
+    let empty = s
+        .run(&["get", "pods", "-l", "job-name=gamma", "-o", "json"])
+        .json();
+    assert_eq!(
+        empty["items"],
+        serde_json::json!([]),
+        "an empty List, as kubectl prints"
+    );
+    let yaml = names(&["get", "pods", "-l", "job-name=alpha", "-o", "yaml"]);
+    assert!(
+        yaml.starts_with("apiVersion: v1\nitems:\n- apiVersion: v1\n"),
+        "{yaml}"
+    );
+    assert!(yaml.contains(&format!("name: {}\n", alpha[0])), "{yaml}");
     let bad = s.run(&["get", "pods", "-l", "a in (b"]);
     assert_eq!(bad.code, 2);
     assert!(
