@@ -487,72 +487,84 @@ impl StateDb {
             // An update leaves `owner` alone: SQLite rewrites the entry of every index whose
             // column is assigned, equal or not, and a pod's owner index page was one frame
             // of the dozen each commit writes. An owner changes only when orphaned, which
-            // `delete_job` writes itself.
-            let mut put = tx
+            // `delete_job` writes itself. An update, then an insert where it found no row,
+            // rather than one upsert: an upsert may abort after a write, so SQLite keeps a
+            // statement journal (a copy of each page it changes) for it.
+            let mut update = tx
+                .prepare_cached(
+                    "UPDATE objects SET rv = ?2, finished = ?3, body = ?4, expires = ?5
+                     WHERE uid = ?1",
+                )
+                .map_err(sql)?;
+            let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO objects (uid, kind, namespace, name, owner, rv, finished, body,
                         expires)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                     ON CONFLICT (uid) DO UPDATE SET rv = excluded.rv,
-                        finished = excluded.finished, body = excluded.body,
-                        expires = excluded.expires",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 )
                 .map_err(sql)?;
+            let mut put = |o: Put<'_>| {
+                let updated = update
+                    .execute(params![o.uid, rv, o.finished, o.body, o.expires])
+                    .map_err(sql)?;
+                if updated == 0 {
+                    insert
+                        .execute(params![
+                            o.uid,
+                            o.kind,
+                            o.namespace,
+                            o.name,
+                            o.owner,
+                            rv,
+                            o.finished,
+                            o.body,
+                            o.expires
+                        ])
+                        .map_err(sql)?;
+                }
+                Ok::<(), StoreError>(())
+            };
+            let controller = |m: &crate::api::types::ObjectMeta| {
+                m.owner_references
+                    .iter()
+                    .find(|o| o.controller)
+                    .map(|o| o.uid.clone())
+            };
             for cj in &batch.cronjobs {
-                put.execute(params![
-                    cj.uid(),
-                    "CronJob",
-                    namespace(&cj.metadata.namespace),
-                    cj.name(),
-                    Option::<String>::None,
-                    rv,
-                    false,
-                    to_json(cj),
-                    Option::<i64>::None
-                ])
-                .map_err(sql)?;
+                put(Put {
+                    uid: cj.uid(),
+                    kind: "CronJob",
+                    namespace: namespace(&cj.metadata.namespace),
+                    name: cj.name(),
+                    owner: None,
+                    finished: false,
+                    body: to_json(cj),
+                    expires: None,
+                })?;
             }
             for job in &batch.jobs {
-                let finished = job.status.finished().is_some();
-                let owner = job
-                    .metadata
-                    .owner_references
-                    .iter()
-                    .find(|o| o.controller)
-                    .map(|o| o.uid.clone());
-                put.execute(params![
-                    job.uid(),
-                    "Job",
-                    namespace(&job.metadata.namespace),
-                    job.name(),
-                    owner,
-                    rv,
-                    finished,
-                    to_json(job),
-                    crate::controller::ttl::expiry(job).map(|t| t.as_microsecond())
-                ])
-                .map_err(sql)?;
+                put(Put {
+                    uid: job.uid(),
+                    kind: "Job",
+                    namespace: namespace(&job.metadata.namespace),
+                    name: job.name(),
+                    owner: controller(&job.metadata),
+                    finished: job.status.finished().is_some(),
+                    body: to_json(job),
+                    expires: crate::controller::ttl::expiry(job).map(|t| t.as_microsecond()),
+                })?;
             }
             for pod in &batch.pods {
-                let finished = matches!(&*pod.status.phase, "Succeeded" | "Failed");
-                let owner = pod
-                    .metadata
-                    .owner_references
-                    .iter()
-                    .find(|o| o.controller)
-                    .map(|o| o.uid.clone());
-                put.execute(params![
-                    pod.metadata.uid.as_deref().unwrap_or_default(),
-                    "Pod",
-                    namespace(&pod.metadata.namespace),
-                    pod.metadata.name.as_deref().unwrap_or_default(),
-                    owner,
-                    rv,
-                    finished,
-                    to_json(pod),
-                    Option::<i64>::None
-                ])
-                .map_err(sql)?;
+                put(Put {
+                    uid: pod.metadata.uid.as_deref().unwrap_or_default(),
+                    kind: "Pod",
+                    namespace: namespace(&pod.metadata.namespace),
+                    name: pod.metadata.name.as_deref().unwrap_or_default(),
+                    owner: controller(&pod.metadata),
+                    finished: matches!(&*pod.status.phase, "Succeeded" | "Failed"),
+                    body: to_json(pod),
+                    expires: None,
+                })?;
             }
             let mut src = tx
                 .prepare_cached(
@@ -1170,6 +1182,18 @@ impl StateDb {
 /// RFC 3339 with nanoseconds always written, so that text order is time order.
 fn sortable(t: Timestamp) -> String {
     format!("{t:.9}")
+}
+
+/// One object's row, for [`StateDb::commit`].
+struct Put<'a> {
+    uid: &'a str,
+    kind: &'static str,
+    namespace: &'a str,
+    name: &'a str,
+    owner: Option<String>,
+    finished: bool,
+    body: String,
+    expires: Option<i64>,
 }
 
 fn namespace(ns: &Option<String>) -> &str {
