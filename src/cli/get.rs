@@ -102,11 +102,14 @@ impl Objects {
     }
 }
 
+/// The objects of `res` (those changed after revision `after`, if given; those named
+/// `names`, if any, found by name).
 fn load(
     db: &StateDb,
     res: Resource,
     ns: Option<&str>,
     after: Option<i64>,
+    names: &[String],
 ) -> Result<Objects, StoreError> {
     fn changed<T: serde::de::DeserializeOwned>(
         db: &StateDb,
@@ -124,13 +127,18 @@ fn load(
         Resource::Jobs if after.is_some() => {
             Objects::Jobs(changed(db, "Job", ns, after.unwrap_or(-1))?)
         }
+        Resource::Jobs if !names.is_empty() => Objects::Jobs(db.list_named("Job", ns, names)?),
         Resource::Jobs => Objects::Jobs(db.list("Job", ns)?),
         Resource::Pods if after.is_some() => {
             Objects::Pods(changed(db, "Pod", ns, after.unwrap_or(-1))?)
         }
+        Resource::Pods if !names.is_empty() => Objects::Pods(db.list_named("Pod", ns, names)?),
         Resource::Pods => Objects::Pods(db.list("Pod", ns)?),
         Resource::CronJobs if after.is_some() => {
             Objects::CronJobs(changed(db, "CronJob", ns, after.unwrap_or(-1))?)
+        }
+        Resource::CronJobs if !names.is_empty() => {
+            Objects::CronJobs(db.list_named("CronJob", ns, names)?)
         }
         Resource::CronJobs => Objects::CronJobs(db.list("CronJob", ns)?),
         Resource::Events => {
@@ -189,7 +197,7 @@ pub fn get(args: GetArgs, state: &StateDir) -> Outcome {
     let (mut objects, rv) = match &db {
         Some(db) => match db
             .revision()
-            .and_then(|rv| Ok((load(db, res, ns, None)?, rv)))
+            .and_then(|rv| Ok((load(db, res, ns, None, &names)?, rv)))
         {
             Ok(x) => x,
             Err(e) => {
@@ -336,7 +344,7 @@ struct Pods<'a, F> {
 impl<F: Fn(&str, &std::collections::BTreeMap<String, String>) -> bool> Pods<'_, F> {
     /// Hands each selected pod to `f`.
     fn each(&self, mut f: impl FnMut(&Pod)) -> Result<(), StoreError> {
-        self.db.for_each("Pod", self.ns, |pod: Pod| {
+        let mut take = |pod: Pod| {
             let name = pod.metadata.name.as_deref().unwrap_or("");
             if !(self.selected)(name, &pod.metadata.labels) {
                 return;
@@ -346,7 +354,15 @@ impl<F: Fn(&str, &std::collections::BTreeMap<String, String>) -> bool> Pods<'_, 
             }
             self.listed.set(self.listed.get() + 1);
             f(&pod);
-        })
+        };
+        if self.names.is_empty() {
+            self.db.for_each("Pod", self.ns, take)
+        } else {
+            // Named pods are found by the name index.
+            let named = self.db.list_named("Pod", self.ns, self.names)?;
+            named.into_iter().for_each(&mut take);
+            Ok(())
+        }
     }
 
     /// The table (`-o wide` too) or the `pod/NAME` lines.
@@ -446,7 +462,7 @@ fn watch(
                 }
             };
             if next > rv {
-                let mut changed = match load(db, res, ns, Some(rv)) {
+                let mut changed = match load(db, res, ns, Some(rv), &[]) {
                     Ok(o) => o,
                     Err(e) => {
                         eprintln!("error: {e}");

@@ -637,6 +637,28 @@ fn get_selects_by_label_and_name_and_prints_kubectl_formats() {
         "{yaml}"
     );
     assert!(yaml.contains(&format!("name: {}\n", alpha[0])), "{yaml}");
+    // describe finds names by the name index: exactly, else as a prefix, as kubectl does.
+    let described = |args: &[&str]| {
+        let out = s.run(args);
+        let count = out.stdout.matches("\nNamespace:    ").count();
+        (out.code, count, out.stderr)
+    };
+    assert_eq!(
+        described(&["describe", "pod", alpha[0]]),
+        (0, 1, String::new())
+    );
+    assert_eq!(
+        described(&["describe", "pods", "beta"]),
+        (0, 7, String::new())
+    );
+    let (code, count, stderr) = described(&["describe", "pod", "alpha", "gamma"]);
+    assert_eq!((code, count), (1, 1));
+    assert!(stderr.contains("pods \"gamma\" not found"), "{stderr}");
+    let job = s.run(&["get", "job", "beta", "alpha", "-o", "name"]);
+    assert_eq!(
+        job.stdout, "job.batch/alpha\njob.batch/beta\n",
+        "in name order"
+    );
     let bad = s.run(&["get", "pods", "-l", "a in (b"]);
     assert_eq!(bad.code, 2);
     assert!(
