@@ -198,7 +198,10 @@ fn failing_consumers_restart_and_every_item_succeeds_exactly_once() {
             .count();
         assert_eq!(n, 1, "{f} processed {n} times");
     }
-    assert_eq!(done_counts(&out.stderr).values().sum::<usize>(), 8);
+    // (Failed once in a full-suite run on 2026-12-02 and not in 30 tries since: the counts
+    // and the streamed logs are printed to tell a lost line from a doubled one next time.)
+    let done = done_counts(&out.stderr);
+    assert_eq!(done.values().sum::<usize>(), 8, "{done:?}\n{}", out.stderr);
 }
 
 #[test]
