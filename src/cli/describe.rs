@@ -104,7 +104,7 @@ fn describe_all<T: serde::de::DeserializeOwned>(
     // Each name is looked up by the name index, not among all objects (a Job's 100,000
     // pods took 1.65 s and 472 MB to describe one).
     for n in names {
-        let mut chosen: Vec<T> = db.list_named(kind, Some(namespace), std::slice::from_ref(n))?;
+        let mut chosen: Vec<T> = db.get(kind, namespace, n)?.into_iter().collect();
         if chosen.is_empty() {
             chosen = db.list_prefixed(kind, namespace, n)?;
         }

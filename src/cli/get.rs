@@ -181,18 +181,15 @@ pub fn get(args: GetArgs, state: &StateDir) -> Outcome {
     let selected = |name: &str, labels: &std::collections::BTreeMap<String, String>| {
         (names.is_empty() || names.iter().any(|n| n == name)) && selector.matches(labels)
     };
-    // Pods, the one kind that comes by the 100,000, are printed as they are read (one named
-    // pod in JSON or YAML prints alone, not in a List, and goes the general way).
+    // All pods, the one kind that comes by the 100,000, are printed as they are read (named
+    // objects are few, and found by name below).
     if let Some(db) = &db
         && res == Resource::Pods
+        && names.is_empty()
         && !args.watch
-        && match args.output {
-            Format::Table | Format::Wide | Format::Name => true,
-            Format::Json | Format::Yaml => names.is_empty(),
-            Format::JsonPath(_) => false,
-        }
+        && !matches!(args.output, Format::JsonPath(_))
     {
-        return list_pods(db, &args, ns, &names, &selected, now);
+        return list_pods(db, &args, ns, &selector, now);
     }
     let (mut objects, rv) = match &db {
         Some(db) => match db
@@ -209,7 +206,14 @@ pub fn get(args: GetArgs, state: &StateDir) -> Outcome {
     };
     objects.retain(selected);
     let present = objects.names();
-    let outcome = not_found(res, &names, |n| present.contains(&n));
+    let mut outcome = Outcome::Success;
+    for n in names.iter().filter(|n| !present.contains(&n.as_str())) {
+        eprintln!(
+            "Error from server (NotFound): {} {n:?} not found",
+            res.plural()
+        );
+        outcome = Outcome::JobFailed;
+    }
     // kubectl prints an empty List for -o json and -o yaml, and the message otherwise.
     let as_list = matches!(args.output, Format::Json | Format::Yaml);
     if objects.is_empty() && names.is_empty() && !args.watch && !as_list {
@@ -239,19 +243,6 @@ pub fn get(args: GetArgs, state: &StateDir) -> Outcome {
     outcome
 }
 
-/// Says which of `names` were not found, as kubectl does; a failure if any was not.
-fn not_found(res: Resource, names: &[String], found: impl Fn(&str) -> bool) -> Outcome {
-    let mut outcome = Outcome::Success;
-    for n in names.iter().filter(|n| !found(n)) {
-        eprintln!(
-            "Error from server (NotFound): {} {n:?} not found",
-            res.plural()
-        );
-        outcome = Outcome::JobFailed;
-    }
-    outcome
-}
-
 /// kubectl's word for an empty listing.
 fn no_resources(ns: Option<&str>) {
     match ns {
@@ -260,28 +251,25 @@ fn no_resources(ns: Option<&str>) {
     }
 }
 
-/// `wasmjob get pods` as a table, names, or a JSON or YAML `List`, built as the pods are
-/// read: no more than the rows are kept (a Job's 100,000 pods took 1.4 s and 510 MB for a
-/// table, 2.7 s and 475 MB for JSON, when all were loaded first).
+/// `wasmjob get pods` (all of them, those `selector` selects) as a table, names, or a JSON
+/// or YAML `List`, built as the pods are read: no more than the rows are kept (a Job's
+/// 100,000 pods took 1.4 s and 510 MB for a table, 2.7 s and 475 MB for JSON, when all were
+/// loaded first).
 fn list_pods(
     db: &StateDb,
     args: &GetArgs,
     ns: Option<&str>,
-    names: &[String],
-    selected: &impl Fn(&str, &std::collections::BTreeMap<String, String>) -> bool,
+    selector: &Selector,
     now: Timestamp,
 ) -> Outcome {
     let pods = Pods {
         db,
         ns,
-        selected,
-        names,
-        found: std::cell::RefCell::new(vec![false; names.len()]),
+        selector,
         listed: std::cell::Cell::new(0),
     };
     let structured = matches!(args.output, Format::Json | Format::Yaml);
-    // A table waits for all its rows (the columns' widths depend on them); it is printed
-    // after the names not found, as the general way prints them.
+    // A table waits for all its rows (the columns' widths depend on them).
     let text = match structured {
         true => String::new(),
         false => match pods.rows(args, now) {
@@ -292,17 +280,9 @@ fn list_pods(
             }
         },
     };
-    let outcome = {
-        let found = pods.found.borrow();
-        not_found(Resource::Pods, names, |n| {
-            names.iter().zip(found.iter()).any(|(m, &f)| f && m == n)
-        })
-    };
     if !structured && pods.listed.get() == 0 {
-        if names.is_empty() {
-            no_resources(ns);
-        }
-        return outcome;
+        no_resources(ns);
+        return Outcome::Success;
     }
     let printed = tracked(&mut std::io::stdout().lock(), |out| {
         let mut w = std::io::BufWriter::with_capacity(1 << 16, out);
@@ -321,7 +301,7 @@ fn list_pods(
     });
     match printed {
         // A closed stdout (e.g. `| head`) is not an error.
-        Ok(()) | Err(RenderError::Io(_)) => outcome,
+        Ok(()) | Err(RenderError::Io(_)) => Outcome::Success,
         Err(e) => {
             eprintln!("error: {e}");
             Outcome::JobFailed
@@ -329,40 +309,24 @@ fn list_pods(
     }
 }
 
-/// The selected pods of a state directory, read one by one.
-struct Pods<'a, F> {
+/// The pods of a state directory that a selector selects, read one by one.
+struct Pods<'a> {
     db: &'a StateDb,
     ns: Option<&'a str>,
-    selected: &'a F,
-    names: &'a [String],
-    /// Which of `names` were seen.
-    found: std::cell::RefCell<Vec<bool>>,
+    selector: &'a Selector,
     /// How many were printed.
     listed: std::cell::Cell<usize>,
 }
 
-impl<F: Fn(&str, &std::collections::BTreeMap<String, String>) -> bool> Pods<'_, F> {
+impl Pods<'_> {
     /// Hands each selected pod to `f`.
     fn each(&self, mut f: impl FnMut(&Pod)) -> Result<(), StoreError> {
-        let mut take = |pod: Pod| {
-            let name = pod.metadata.name.as_deref().unwrap_or("");
-            if !(self.selected)(name, &pod.metadata.labels) {
-                return;
+        self.db.for_each("Pod", self.ns, |pod: Pod| {
+            if self.selector.matches(&pod.metadata.labels) {
+                self.listed.set(self.listed.get() + 1);
+                f(&pod);
             }
-            for (f, n) in self.found.borrow_mut().iter_mut().zip(self.names) {
-                *f |= n == name;
-            }
-            self.listed.set(self.listed.get() + 1);
-            f(&pod);
-        };
-        if self.names.is_empty() {
-            self.db.for_each("Pod", self.ns, take)
-        } else {
-            // Named pods are found by the name index.
-            let named = self.db.list_named("Pod", self.ns, self.names)?;
-            named.into_iter().for_each(&mut take);
-            Ok(())
-        }
+        })
     }
 
     /// The table (`-o wide` too) or the `pod/NAME` lines.
@@ -397,9 +361,7 @@ impl<F: Fn(&str, &std::collections::BTreeMap<String, String>) -> bool> Pods<'_, 
 }
 
 /// The pods as the `items` of a [`List`].
-impl<F: Fn(&str, &std::collections::BTreeMap<String, String>) -> bool> serde::Serialize
-    for &Pods<'_, F>
-{
+impl serde::Serialize for &Pods<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::{Error, SerializeSeq};
         let mut seq = s.serialize_seq(None)?;

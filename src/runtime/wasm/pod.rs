@@ -112,7 +112,7 @@ struct Common {
     engine: Engine,
     slots: Slots,
     pre: InstancePre<PodState>,
-    argv: Arc<[String]>,
+    argv: Box<[String]>,
     memory_limit: usize,
 }
 
