@@ -10,21 +10,48 @@ use serde_json_path::JsonPath;
 pub struct Template(Vec<Node>);
 
 /// Nodes being collected, with the range they belong to (`None` at the top level).
-type Frame = (Vec<Node>, Option<(JsonPath, bool)>);
+type Frame = (Vec<Node>, Option<(JsonPath, bool, String)>);
 
 #[derive(Debug)]
 enum Node {
     Text(String),
     /// An expression; `relative` ones (`.x`, `@.x`) start at the current range item.
+    /// `query` is its RFC 9535 text.
     Expr {
         path: JsonPath,
         relative: bool,
+        query: String,
     },
     Range {
         path: JsonPath,
         relative: bool,
+        query: String,
         body: Vec<Node>,
     },
+}
+
+/// A template that reads a `List`'s items one at a time: its text, and one expression over
+/// all items (`{.items[*].metadata.name}`, `{.items..metadata.name}`) or one range over them
+/// (`{range .items[*]}...{end}`) whose body looks at the item only. The items then need not
+/// be gathered into one document first (100,000 pods took 1.2 GB that way).
+pub struct ItemWise<'a> {
+    before: String,
+    each: Each<'a>,
+    after: String,
+}
+
+enum Each<'a> {
+    /// The expression's query on one item; the values of all items are joined by spaces.
+    Values(JsonPath),
+    /// The range's body, rendered for each item.
+    Body(&'a [Node]),
+}
+
+/// Renders an [`ItemWise`] template item by item.
+pub struct ItemWriter<'a> {
+    template: &'a ItemWise<'a>,
+    /// Whether a value was written (the next one is preceded by a space).
+    wrote: bool,
 }
 
 impl Template {
@@ -51,22 +78,29 @@ impl Template {
                     return Err("not in range, nothing to end".into());
                 }
                 let (body, range) = stack.pop().unwrap_or_default();
-                if let Some((path, relative)) = range {
+                if let Some((path, relative, query)) = range {
                     push(
                         &mut stack,
                         Node::Range {
                             path,
                             relative,
+                            query,
                             body,
                         },
                     );
                 }
             } else if let Some(expr) = action.strip_prefix("range ") {
-                let (path, relative) = compile(expr.trim())?;
-                stack.push((Vec::new(), Some((path, relative))));
+                stack.push((Vec::new(), Some(compile(expr.trim())?)));
             } else if !action.is_empty() {
-                let (path, relative) = compile(action)?;
-                push(&mut stack, Node::Expr { path, relative });
+                let (path, relative, query) = compile(action)?;
+                push(
+                    &mut stack,
+                    Node::Expr {
+                        path,
+                        relative,
+                        query,
+                    },
+                );
             }
         }
         if stack.len() > 1 {
@@ -81,6 +115,100 @@ impl Template {
         render_nodes(&self.0, root, root, &mut out);
         Ok(out)
     }
+
+    /// The template as an [`ItemWise`] one, if it is of that shape.
+    pub fn item_wise(&self) -> Option<ItemWise<'_>> {
+        let at = self.0.iter().position(|n| !matches!(n, Node::Text(_)))?;
+        let text = |nodes: &[Node]| -> Option<String> {
+            nodes
+                .iter()
+                .map(|n| match n {
+                    Node::Text(t) => Some(t.as_str()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let (before, after) = (text(&self.0[..at])?, text(&self.0[at + 1..])?);
+        let each = match &self.0[at] {
+            Node::Expr { query, .. } => {
+                // `$.items[*]` or `$.items..name`: the items' values come item by item, in
+                // order (`$.items..*` or `..[0]` would match the items array's own members).
+                let rest = match query.strip_prefix("$.items") {
+                    Some(r) if r.starts_with("[*]") => &r[3..],
+                    Some(r) if r.starts_with("..") && !r[2..].starts_with(['*', '[']) => r,
+                    Some(r) if r.starts_with("..['") => r,
+                    _ => return None,
+                };
+                // A filter could look at the root (`$`), which is no longer the List.
+                if rest.contains('$') {
+                    return None;
+                }
+                Each::Values(JsonPath::parse(&format!("${rest}")).ok()?)
+            }
+            Node::Range { query, body, .. } if query == "$.items[*]" && item_only(body) => {
+                Each::Body(body)
+            }
+            _ => return None,
+        };
+        Some(ItemWise {
+            before,
+            each,
+            after,
+        })
+    }
+}
+
+/// Whether `nodes` look at the current item only (no `$` path anywhere).
+fn item_only(nodes: &[Node]) -> bool {
+    nodes.iter().all(|n| match n {
+        Node::Text(_) => true,
+        Node::Expr {
+            relative, query, ..
+        } => *relative && !query[1..].contains('$'),
+        Node::Range {
+            relative,
+            query,
+            body,
+            ..
+        } => *relative && !query[1..].contains('$') && item_only(body),
+    })
+}
+
+impl ItemWise<'_> {
+    /// The text before the items.
+    pub fn before(&self) -> &str {
+        &self.before
+    }
+
+    /// The text after the items.
+    pub fn after(&self) -> &str {
+        &self.after
+    }
+
+    /// A writer of the items' part.
+    pub fn writer(&self) -> ItemWriter<'_> {
+        ItemWriter {
+            template: self,
+            wrote: false,
+        }
+    }
+}
+
+impl ItemWriter<'_> {
+    /// Appends what `item` gives to `out`.
+    pub fn item(&mut self, item: &Value, out: &mut String) {
+        match &self.template.each {
+            Each::Values(path) => {
+                for v in path.query(item).all() {
+                    if std::mem::replace(&mut self.wrote, true) {
+                        out.push(' ');
+                    }
+                    out.push_str(&text(v));
+                }
+            }
+            Each::Body(body) => render_nodes(body, item, item, out),
+        }
+    }
 }
 
 fn push(stack: &mut [Frame], node: Node) {
@@ -93,7 +221,7 @@ fn render_nodes(nodes: &[Node], root: &Value, current: &Value, out: &mut String)
     for node in nodes {
         match node {
             Node::Text(t) => out.push_str(t),
-            Node::Expr { path, relative } => {
+            Node::Expr { path, relative, .. } => {
                 let base = if *relative { current } else { root };
                 let parts: Vec<String> = path.query(base).all().into_iter().map(text).collect();
                 out.push_str(&parts.join(" "));
@@ -102,6 +230,7 @@ fn render_nodes(nodes: &[Node], root: &Value, current: &Value, out: &mut String)
                 path,
                 relative,
                 body,
+                ..
             } => {
                 let base = if *relative { current } else { root };
                 for item in path.query(base).all() {
@@ -168,7 +297,7 @@ fn quoted(action: &str) -> Option<String> {
 /// Translates a kubectl expression to RFC 9535 and compiles it. kubectl writes `.items`,
 /// `$.items` or `@.x`, and allows `-`, `/` and escaped dots (`\.`) in field names, which RFC
 /// 9535 spells `['job-name']`.
-fn compile(expr: &str) -> Result<(JsonPath, bool), String> {
+fn compile(expr: &str) -> Result<(JsonPath, bool, String), String> {
     let (relative, body) = if let Some(b) = expr.strip_prefix('$') {
         (false, b)
     } else if let Some(b) = expr.strip_prefix('@') {
@@ -184,7 +313,7 @@ fn compile(expr: &str) -> Result<(JsonPath, bool), String> {
     })?;
     let path =
         JsonPath::parse(&rfc).map_err(|e| format!("error parsing jsonpath {{{expr}}}: {e}"))?;
-    Ok((path, relative))
+    Ok((path, relative, rfc))
 }
 
 /// Translates `.name`, `..name` and `[...]` segments from `chars[*i]` on. In a filter
@@ -328,6 +457,47 @@ mod tests {
             "{\"job-name\":\"pi\"}"
         );
         assert_eq!(render("{.missing}"), "");
+    }
+
+    /// Rendered item by item, if the template allows it.
+    fn item_by_item(t: &str) -> Option<String> {
+        let template = Template::parse(t).unwrap();
+        let wise = template.item_wise()?;
+        let mut out = wise.before().to_string();
+        let mut items = wise.writer();
+        for item in list()["items"].as_array().unwrap() {
+            items.item(item, &mut out);
+        }
+        out.push_str(wise.after());
+        Some(out)
+    }
+
+    #[test]
+    fn templates_over_the_items_render_item_by_item_as_over_the_list() {
+        for t in [
+            "{.items[*].metadata.name}",
+            "{.items..metadata.name}",
+            "{$.items[*].metadata.labels.job-name}",
+            "{.items..['metadata'].name}",
+            "names: {.items[*].metadata.name}!",
+            "{.items[*]}",
+            "{range .items[*]}{.metadata.name}{\"\\t\"}{.status.phase}{\"\\n\"}{end}",
+            "{range .items[*]}{range .metadata.labels}{@}{end};{end}",
+        ] {
+            assert_eq!(item_by_item(t), Some(render(t)), "{t}");
+        }
+        // Those that look at the list itself, or could match the items array's own members.
+        for t in [
+            "{.items[0].metadata.name}",
+            "{.items[?(@.status.phase==\"Failed\")].metadata.name}",
+            "{.kind} {.items[*].metadata.name}",
+            "{range .items[*]}{$.kind}{end}",
+            "{.items..*}",
+            "{.items..[0]}",
+            "{.items[*].metadata.name}{.items[*].status.phase}",
+        ] {
+            assert!(item_by_item(t).is_none(), "{t}");
+        }
     }
 
     #[test]

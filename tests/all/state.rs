@@ -124,6 +124,19 @@ fn seeds_kubectl_session_replays_after_the_run() {
         ]);
         assert_eq!(out.stdout, pod, "{template}: {}", out.stderr);
     }
+    // Such templates read the pods one by one; with none selected, kubectl's message.
+    let none = s.run(&[
+        "get",
+        "pods",
+        "-l",
+        "job-name=none",
+        "-o",
+        "jsonpath=names: {.items[*].metadata.name}",
+    ]);
+    assert_eq!(
+        (none.code, none.stdout.as_str(), none.stderr.as_str()),
+        (0, "", "No resources found in default namespace.\n")
+    );
     let logs = s.run(&["logs", &pod]);
     assert_eq!(logs.code, 0, "{}", logs.stderr);
     assert!(
