@@ -533,7 +533,7 @@ fn open_state(dir: &std::path::Path) -> Result<Opened, ()> {
     let mut orphans = db.unfinished_orphans().map_err(|e| fail(e.to_string()))?;
     orphans
         .iter_mut()
-        .for_each(|p| crate::host::pods::lost(p, now));
+        .for_each(|p| crate::host::pods::lost(p, now, None));
     let batch = Batch {
         pods: orphans.iter().collect(),
         ..Batch::default()

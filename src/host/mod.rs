@@ -376,9 +376,11 @@ impl Host {
     }
 
     /// Takes over Job `stored`, recorded by an earlier host, with its pods; `submission` is
-    /// its manifest, prepared (the same spec). Pods that were still pending or running when that host stopped are
-    /// marked failed, as Kubernetes marks the pods of a lost node; finished pods count as
-    /// they were recorded, and back-off and deadlines continue from the recorded times.
+    /// its manifest, prepared (the same spec). Pods that were still pending or running when
+    /// that host stopped are marked failed, as Kubernetes marks the pods of a lost node (or,
+    /// if the Job was stopping them, as that stop ends them: see [`pods::stopping_reason`]);
+    /// finished pods count as they were recorded, and back-off and deadlines continue from
+    /// the recorded times.
     pub fn adopt(&mut self, submission: Submission, stored: Job, pods: Vec<Pod>) {
         self.adopt_parts(stored, submission.prepared, submission.queues, pods);
     }
@@ -391,10 +393,11 @@ impl Host {
         mut pods: Vec<Pod>,
     ) {
         let now = self.clock.now();
+        let stopping = pods::stopping_reason(&stored);
         let mut lost = Vec::new();
         for (i, pod) in pods.iter_mut().enumerate() {
             if !pods::is_finished(pod) {
-                pods::lost(pod, now);
+                pods::lost(pod, now, stopping);
                 lost.push(i);
             }
         }

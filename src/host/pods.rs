@@ -10,7 +10,10 @@ use crate::api::types::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
     ContainerStatus, Job, ObjectMeta, OwnerReference, Pod, PodCondition, PodStatus,
 };
-use crate::controller::job::REASON_DEADLINE;
+use crate::api::types::{FAILURE_TARGET, SUCCESS_CRITERIA_MET};
+use crate::controller::job::{
+    FAILURE_REASONS, REASON_DEADLINE, REASON_JOB_SUCCEEDED, REASON_SUSPENDED,
+};
 use crate::runtime::PodExit;
 
 /// The pod status reason of a pod that was running when its host stopped, as Kubernetes
@@ -183,8 +186,11 @@ pub fn finished(pod: &mut Pod, exit: &PodExit, started: Option<Timestamp>, at: T
 }
 
 /// The host stopped (crash, kill, power cut) while the pod was pending or running: the pod
-/// failed, as a pod of a lost node does, with a `DisruptionTarget` condition.
-pub fn lost(pod: &mut Pod, at: Timestamp) {
+/// failed, as a pod of a lost node does, with a `DisruptionTarget` condition. If its Job's
+/// controller was stopping it (`stopping`, see [`stopping_reason`]), it ends as that stop
+/// would have ended it, so that it counts as the stop would have (a suspended or succeeded
+/// Job's pods are not failures).
+pub fn lost(pod: &mut Pod, at: Timestamp, stopping: Option<&str>) {
     let message = "The wasmjob host stopped while this pod was running";
     let started = pod
         .status
@@ -192,6 +198,10 @@ pub fn lost(pod: &mut Pod, at: Timestamp) {
         .first()
         .and_then(|c| c.state.running.as_ref())
         .map_or(at, |r| r.started_at);
+    if let Some(reason) = stopping {
+        finished(pod, &PodExit::Terminated(reason.into()), Some(started), at);
+        return;
+    }
     let exit = PodExit::Terminated(REASON_NODE_LOST.into());
     finished(pod, &exit, Some(started), at);
     pod.status.message = Some(message.into());
@@ -202,6 +212,24 @@ pub fn lost(pod: &mut Pod, at: Timestamp) {
         reason: "DeletionByPodGC".into(),
         message: "PodGC: the host running the pod restarted".into(),
     });
+}
+
+/// Why `job`'s controller stops whatever pods of it still run, as its recorded status and
+/// spec tell: it met its success criteria, it is failing (the reason of its
+/// `FailureTarget`), or it is suspended. A host that stopped meanwhile left those pods
+/// recorded as running.
+pub fn stopping_reason(job: &Job) -> Option<&'static str> {
+    let status = &job.status;
+    if status.condition(SUCCESS_CRITERIA_MET).is_some() {
+        return Some(REASON_JOB_SUCCEEDED);
+    }
+    if let Some(target) = status.condition(FAILURE_TARGET) {
+        return FAILURE_REASONS
+            .iter()
+            .copied()
+            .find(|r| *r == target.reason);
+    }
+    (job.spec.suspend == Some(true)).then_some(REASON_SUSPENDED)
 }
 
 /// How many times the container has run: its restarts, plus the current run unless it is

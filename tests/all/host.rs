@@ -320,6 +320,17 @@ async fn run_until_crash(dir: &std::path::Path, manifest: &str, crash_after: u64
 
 /// A second host takes over what the state directory recorded, `at` seconds after T0.
 async fn resume(dir: &std::path::Path, at: i64) -> Store {
+    resume_as(dir, at, |_| {}, std::future::pending()).await
+}
+
+/// [`resume`], with the recorded Job changed by `record` first (what the earlier host might
+/// have committed just before it stopped), until the Job finishes or `stop` fires.
+async fn resume_as(
+    dir: &std::path::Path,
+    at: i64,
+    record: impl Fn(&mut wasmjob::api::types::Job),
+    stop: impl std::future::Future<Output = ()>,
+) -> Store {
     let clock: Arc<dyn Clock> =
         Arc::new(TokioClock::starting_at(T0 + SignedDuration::from_secs(at)));
     let db = StateDb::open(dir).unwrap();
@@ -334,9 +345,11 @@ async fn resume(dir: &std::path::Path, at: i64) -> Store {
             base_dir: source.base_dir,
         };
         let sub = host.prepare(vec![manifest]).unwrap().remove(0);
-        host.adopt(sub, r.job, r.pods);
+        let mut job = r.job;
+        record(&mut job);
+        host.adopt(sub, job, r.pods);
     }
-    host.run(std::future::pending(), |_| {}).await.unwrap();
+    host.run(stop, |_| {}).await.unwrap();
     host.store().clone()
 }
 
@@ -371,6 +384,53 @@ async fn a_resumed_job_keeps_its_deadline_and_fails_its_lost_pods() {
             .filter(|p| p.pod.status.phase == "Failed")
             .count() as i32
     );
+}
+
+/// A host that stops while its Job's controller is stopping the Job's pods (the Job was
+/// suspended, or met its success criteria, and the pods' ends were not committed yet) leaves
+/// them recorded as running; the next host ends them as that stop would have, not as
+/// failures of a lost node that count against the Job.
+#[tokio::test(start_paused = true)]
+async fn pods_a_job_was_stopping_when_its_host_stopped_are_not_counted_as_failed() {
+    use wasmjob::api::types::{JobCondition, SUCCESS_CRITERIA_MET};
+    let manifest = job(
+        "  completions: 2\n  parallelism: 2",
+        "Never",
+        &["sleep", "100000000"],
+    );
+    let suspended = |job: &mut wasmjob::api::types::Job| job.spec.suspend = Some(true);
+    let succeeded = |job: &mut wasmjob::api::types::Job| {
+        job.status.conditions.push(JobCondition {
+            type_: SUCCESS_CRITERIA_MET.into(),
+            status: "True".into(),
+            last_probe_time: T0,
+            last_transition_time: T0,
+            reason: "CompletionsReached".into(),
+            message: "Reached expected number of succeeded pods".into(),
+        });
+    };
+    let cases: [(&dyn Fn(&mut wasmjob::api::types::Job), &str); 3] = [
+        (&|_| {}, "NodeLost"),
+        (&suspended, "JobSuspended"),
+        (&succeeded, "SuccessCriteriaMet"),
+    ];
+    for (record, reason) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        run_until_crash(dir.path(), &manifest, 10).await;
+        // A suspended Job waits: the host is stopped 5 s in (before a lost pod's
+        // replacement, 10 s of back-off away, would start).
+        let stop = tokio::time::sleep(Duration::from_secs(5));
+        let store = resume_as(dir.path(), 20, record, stop).await;
+        let lost: Vec<_> = store.pods.iter().take(2).map(|p| &p.pod.status).collect();
+        for status in &lost {
+            assert_eq!(
+                (&*status.phase, status.reason.as_deref()),
+                ("Failed", Some(reason))
+            );
+        }
+        let failed = store.jobs[0].status.failed;
+        assert_eq!(failed, if reason == "NodeLost" { 2 } else { 0 }, "{reason}");
+    }
 }
 
 #[tokio::test(start_paused = true)]
