@@ -392,14 +392,17 @@ async fn a_resumed_job_keeps_its_deadline_and_fails_its_lost_pods() {
 /// failures of a lost node that count against the Job.
 #[tokio::test(start_paused = true)]
 async fn pods_a_job_was_stopping_when_its_host_stopped_are_not_counted_as_failed() {
-    use wasmjob::api::types::{JobCondition, SUCCESS_CRITERIA_MET};
+    use wasmjob::api::types::{Job, JobCondition, SUCCESS_CRITERIA_MET};
     let manifest = job(
         "  completions: 2\n  parallelism: 2",
         "Never",
         &["sleep", "100000000"],
     );
-    let suspended = |job: &mut wasmjob::api::types::Job| job.spec.suspend = Some(true);
-    let succeeded = |job: &mut wasmjob::api::types::Job| {
+    fn recorded(_: &mut Job) {}
+    fn suspended(job: &mut Job) {
+        job.spec.suspend = Some(true);
+    }
+    fn succeeded(job: &mut Job) {
         job.status.conditions.push(JobCondition {
             type_: SUCCESS_CRITERIA_MET.into(),
             status: "True".into(),
@@ -408,11 +411,12 @@ async fn pods_a_job_was_stopping_when_its_host_stopped_are_not_counted_as_failed
             reason: "CompletionsReached".into(),
             message: "Reached expected number of succeeded pods".into(),
         });
-    };
-    let cases: [(&dyn Fn(&mut wasmjob::api::types::Job), &str); 3] = [
-        (&|_| {}, "NodeLost"),
-        (&suspended, "JobSuspended"),
-        (&succeeded, "SuccessCriteriaMet"),
+    }
+    type Record = fn(&mut Job);
+    let cases: [(Record, &str); 3] = [
+        (recorded, "NodeLost"),
+        (suspended, "JobSuspended"),
+        (succeeded, "SuccessCriteriaMet"),
     ];
     for (record, reason) in cases {
         let dir = tempfile::tempdir().unwrap();
