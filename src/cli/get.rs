@@ -194,7 +194,7 @@ pub fn get(args: GetArgs, state: &StateDir) -> Outcome {
         && res == Resource::Pods
         && names.is_empty()
         && !args.watch
-        && (template.is_none() || item_wise.is_some())
+        && (!matches!(args.output, Format::JsonPath(_)) || item_wise.is_some())
     {
         return list_pods(db, &args, ns, &selector, now, item_wise.as_ref());
     }
@@ -324,13 +324,15 @@ fn list_pods(
 /// The pods through an item-wise JSONPath template, written as they are read; with no pods,
 /// kubectl's "No resources found" instead.
 fn pods_jsonpath(pods: &Pods<'_>, template: &ItemWise<'_>, ns: Option<&str>) -> Outcome {
+    let mut db_error = None;
     let printed = tracked(&mut std::io::stdout().lock(), |out| {
         let mut w = std::io::BufWriter::with_capacity(1 << 16, out);
         let mut items = template.writer();
         let mut text = String::new();
         let mut failed = None;
+        let mut closed = false;
         let read = pods.each(|pod| {
-            if failed.is_some() {
+            if failed.is_some() || closed {
                 return;
             }
             if pods.listed.get() == 1 {
@@ -341,15 +343,22 @@ fn pods_jsonpath(pods: &Pods<'_>, template: &ItemWise<'_>, ns: Option<&str>) -> 
                 Err(e) => failed = Some(e.to_string()),
             }
             if text.len() >= 1 << 16 {
-                // A write error is kept by `tracked`; the rest of the pods go nowhere.
-                let _ = w.write_all(text.as_bytes());
+                // A write error (e.g. `| head`) is kept by `tracked`; nothing more is
+                // rendered then.
+                closed = w.write_all(text.as_bytes()).is_err();
                 text.clear();
             }
         });
         if let Some(e) = failed {
             return Err(e);
         }
-        read.map_err(|e| e.to_string())?;
+        if closed {
+            return Ok(());
+        }
+        if let Err(e) = read {
+            db_error = Some(e);
+            return Ok(());
+        }
         if pods.listed.get() > 0 {
             text.push_str(template.after());
         }
@@ -357,6 +366,10 @@ fn pods_jsonpath(pods: &Pods<'_>, template: &ItemWise<'_>, ns: Option<&str>) -> 
             .and_then(|()| w.flush())
             .map_err(|e| e.to_string())
     });
+    if let Some(e) = db_error {
+        eprintln!("error: {e}");
+        return Outcome::JobFailed;
+    }
     match printed {
         Ok(()) if pods.listed.get() == 0 => {
             no_resources(ns);
@@ -365,7 +378,7 @@ fn pods_jsonpath(pods: &Pods<'_>, template: &ItemWise<'_>, ns: Option<&str>) -> 
         Ok(()) | Err(RenderError::Io(_)) => Outcome::Success,
         Err(e) => {
             eprintln!("error: {e}");
-            Outcome::JobFailed
+            Outcome::Invalid
         }
     }
 }

@@ -136,7 +136,7 @@ impl Template {
                 let rest = match query.strip_prefix("$.items") {
                     Some(r) if r.starts_with("[*]") => &r[3..],
                     Some(r) if r.starts_with("..") && !r[2..].starts_with(['*', '[']) => r,
-                    Some(r) if r.starts_with("..['") => r,
+                    Some(r) if one_quoted_name(r.strip_prefix("..")?) => r,
                     _ => return None,
                 };
                 // A filter could look at the root (`$`), which is no longer the List.
@@ -156,6 +156,24 @@ impl Template {
             after,
         })
     }
+}
+
+/// Whether `segment` starts with a bracket holding one quoted name (`['job-name']`), which
+/// no member of an array matches (`['a',0]`, `[0]` or `[?...]` would pick items).
+fn one_quoted_name(segment: &str) -> bool {
+    let Some(name) = segment.strip_prefix("['") else {
+        return false;
+    };
+    let mut escaped = false;
+    for (i, c) in name.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '\'' => return name[i + 1..].starts_with(']'),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Whether `nodes` look at the current item only (no `$` path anywhere).
@@ -479,6 +497,7 @@ mod tests {
             "{.items..metadata.name}",
             "{$.items[*].metadata.labels.job-name}",
             "{.items..['metadata'].name}",
+            "{.items..metadata.labels['job-name']}",
             "names: {.items[*].metadata.name}!",
             "{.items[*]}",
             "{range .items[*]}{.metadata.name}{\"\\t\"}{.status.phase}{\"\\n\"}{end}",
@@ -494,6 +513,8 @@ mod tests {
             "{range .items[*]}{$.kind}{end}",
             "{.items..*}",
             "{.items..[0]}",
+            "{.items..['metadata',0]}",
+            "{.items..['metadata',*]}",
             "{.items[*].metadata.name}{.items[*].status.phase}",
         ] {
             assert!(item_by_item(t).is_none(), "{t}");

@@ -408,14 +408,16 @@ impl Host {
             let name = self.pod_name(p);
             self.touch_pod(p);
             self.settle_leases(p, false);
-            self.event(
-                "Pod",
-                p,
-                "Warning",
-                pods::REASON_NODE_LOST,
-                format!("Pod {name} was running when the wasmjob host stopped; marked Failed"),
-                now,
-            );
+            let message = match stopping {
+                None => {
+                    format!("Pod {name} was running when the wasmjob host stopped; marked Failed")
+                }
+                Some(reason) => format!(
+                    "Pod {name} was running when the wasmjob host stopped, which was stopping it \
+                     ({reason}); marked Failed with that reason"
+                ),
+            };
+            self.event("Pod", p, "Warning", pods::REASON_NODE_LOST, message, now);
         }
     }
 

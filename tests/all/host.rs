@@ -392,7 +392,7 @@ async fn a_resumed_job_keeps_its_deadline_and_fails_its_lost_pods() {
 /// failures of a lost node that count against the Job.
 #[tokio::test(start_paused = true)]
 async fn pods_a_job_was_stopping_when_its_host_stopped_are_not_counted_as_failed() {
-    use wasmjob::api::types::{Job, JobCondition, SUCCESS_CRITERIA_MET};
+    use wasmjob::api::types::{FAILURE_TARGET, Job, JobCondition, SUCCESS_CRITERIA_MET};
     let manifest = job(
         "  completions: 2\n  parallelism: 2",
         "Never",
@@ -412,13 +412,25 @@ async fn pods_a_job_was_stopping_when_its_host_stopped_are_not_counted_as_failed
             message: "Reached expected number of succeeded pods".into(),
         });
     }
+    fn failing(job: &mut Job) {
+        job.status.conditions.push(JobCondition {
+            type_: FAILURE_TARGET.into(),
+            status: "True".into(),
+            last_probe_time: T0,
+            last_transition_time: T0,
+            reason: "BackoffLimitExceeded".into(),
+            message: "Job has reached the specified backoff limit".into(),
+        });
+    }
     type Record = fn(&mut Job);
-    let cases: [(Record, &str); 3] = [
-        (recorded, "NodeLost"),
-        (suspended, "JobSuspended"),
-        (succeeded, "SuccessCriteriaMet"),
+    let cases: [(Record, &str, i32); 4] = [
+        (recorded, "NodeLost", 2),
+        (suspended, "JobSuspended", 0),
+        (succeeded, "SuccessCriteriaMet", 0),
+        // A failing Job's stopped pods count as failed, as they do while it runs.
+        (failing, "BackoffLimitExceeded", 2),
     ];
-    for (record, reason) in cases {
+    for (record, reason, failed) in cases {
         let dir = tempfile::tempdir().unwrap();
         run_until_crash(dir.path(), &manifest, 10).await;
         // A suspended Job waits: the host is stopped 5 s in (before a lost pod's
@@ -432,8 +444,20 @@ async fn pods_a_job_was_stopping_when_its_host_stopped_are_not_counted_as_failed
                 ("Failed", Some(reason))
             );
         }
-        let failed = store.jobs[0].status.failed;
-        assert_eq!(failed, if reason == "NodeLost" { 2 } else { 0 }, "{reason}");
+        assert_eq!(store.jobs[0].status.failed, failed, "{reason}");
+        // Its event says why it ended so.
+        let name = store.pods[0].pod.metadata.name.as_deref().unwrap();
+        let events: Vec<&str> = store
+            .events_for("Pod", name)
+            .map(|e| e.message.as_str())
+            .collect();
+        assert_eq!(events.len(), 1, "{reason}: {events:?}");
+        let stopping = reason != "NodeLost";
+        assert_eq!(
+            events[0].contains(&format!("({reason})")),
+            stopping,
+            "{events:?}"
+        );
     }
 }
 
