@@ -21,13 +21,16 @@ impl LogStream {
     }
 
     fn line(&self, prefix: &str, line: &[u8]) {
+        // One write per line: the live view writes its lines to the same stderr (under no
+        // lock of ours), and one of them written between a log line's prefix, text and
+        // newline would cut that line in two or glue its end to another.
+        let mut whole = Vec::with_capacity(prefix.len() + line.len() + 1);
+        whole.extend_from_slice(prefix.as_bytes());
+        whole.extend_from_slice(line);
+        whole.push(b'\n');
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         // A closed terminal must not fail the pod: output errors are dropped.
-        let _ = out
-            .write_all(prefix.as_bytes())
-            .and_then(|()| out.write_all(line))
-            .and_then(|()| out.write_all(b"\n"))
-            .and_then(|()| out.flush());
+        let _ = out.write_all(&whole).and_then(|()| out.flush());
     }
 }
 
@@ -199,6 +202,45 @@ mod tests {
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
         assert_eq!(text, "[pod/pi-abcde/pi] 3.1415\n[pod/pi-abcde/pi] second\n");
         assert_eq!(log.contents(), b"3.1415\nsecond");
+    }
+
+    /// Each write call, apart.
+    #[derive(Clone, Default)]
+    struct Writes(Arc<Mutex<Vec<Vec<u8>>>>);
+    impl Write for Writes {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().push(b.to_vec());
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The live view writes its own lines to the same stderr: a log line written in parts
+    /// could be cut by one (a queue test once lost a `Done` line glued to a status line).
+    #[test]
+    fn each_streamed_line_is_one_write() {
+        let out = Writes::default();
+        let log = PodLog::new(
+            "q-abcde",
+            "c",
+            1024,
+            Some(LogStream::new(Box::new(out.clone()))),
+        );
+        log.write(b"Working on fig\nDone fig\nlast");
+        log.finish();
+        let writes: Vec<String> = (out.0.lock().unwrap().iter())
+            .map(|w| String::from_utf8(w.clone()).unwrap())
+            .collect();
+        assert_eq!(
+            writes,
+            [
+                "[pod/q-abcde/c] Working on fig\n",
+                "[pod/q-abcde/c] Done fig\n",
+                "[pod/q-abcde/c] last\n"
+            ]
+        );
     }
 
     #[test]

@@ -198,8 +198,8 @@ fn failing_consumers_restart_and_every_item_succeeds_exactly_once() {
             .count();
         assert_eq!(n, 1, "{f} processed {n} times");
     }
-    // (Failed once in a full-suite run on 2026-12-02 and not in 30 tries since: the counts
-    // and the streamed logs are printed to tell a lost line from a doubled one next time.)
+    // (Failed once on 2026-12-02: a live-view line written between a streamed log line's
+    // text and its newline glued `Done ITEM` to it; each log line is now one write.)
     let done = done_counts(&out.stderr);
     assert_eq!(done.values().sum::<usize>(), 8, "{done:?}\n{}", out.stderr);
 }
