@@ -8,9 +8,9 @@ use jiff::Timestamp;
 use crate::api::defaults::owner_reference;
 use crate::api::types::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, Job, ObjectMeta, OwnerReference, Pod, PodCondition, PodStatus,
+    ContainerStatus, FAILURE_TARGET, Job, ObjectMeta, OwnerReference, Pod, PodCondition, PodStatus,
+    SUCCESS_CRITERIA_MET,
 };
-use crate::api::types::{FAILURE_TARGET, SUCCESS_CRITERIA_MET};
 use crate::controller::job::{
     FAILURE_REASONS, REASON_DEADLINE, REASON_JOB_SUCCEEDED, REASON_SUSPENDED,
 };
