@@ -175,35 +175,6 @@ impl PodLog {
 mod tests {
     use super::*;
 
-    #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-    impl Write for Shared {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[test]
-    fn streams_whole_lines_with_kubectl_prefix() {
-        let out = Shared::default();
-        let log = PodLog::new(
-            "pi-abcde",
-            "pi",
-            1024,
-            Some(LogStream::new(Box::new(out.clone()))),
-        );
-        log.write(b"3.14");
-        log.write(b"15\nsecond");
-        log.finish();
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
-        assert_eq!(text, "[pod/pi-abcde/pi] 3.1415\n[pod/pi-abcde/pi] second\n");
-        assert_eq!(log.contents(), b"3.1415\nsecond");
-    }
-
     /// Each write call, apart.
     #[derive(Clone, Default)]
     struct Writes(Arc<Mutex<Vec<Vec<u8>>>>);
@@ -215,6 +186,23 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn streams_whole_lines_with_kubectl_prefix() {
+        let out = Writes::default();
+        let log = PodLog::new(
+            "pi-abcde",
+            "pi",
+            1024,
+            Some(LogStream::new(Box::new(out.clone()))),
+        );
+        log.write(b"3.14");
+        log.write(b"15\nsecond");
+        log.finish();
+        let text = String::from_utf8(out.0.lock().unwrap().concat()).unwrap();
+        assert_eq!(text, "[pod/pi-abcde/pi] 3.1415\n[pod/pi-abcde/pi] second\n");
+        assert_eq!(log.contents(), b"3.1415\nsecond");
     }
 
     /// The live view writes its own lines to the same stderr: a log line written in parts

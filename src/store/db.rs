@@ -524,12 +524,10 @@ impl StateDb {
                 }
                 Ok::<(), StoreError>(())
             };
-            let controller = |m: &crate::api::types::ObjectMeta| {
-                m.owner_references
-                    .iter()
-                    .find(|o| o.controller)
-                    .map(|o| o.uid.clone())
-            };
+            fn controller(m: &crate::api::types::ObjectMeta) -> Option<&str> {
+                let owner = m.owner_references.iter().find(|o| o.controller)?;
+                Some(&owner.uid)
+            }
             for cj in &batch.cronjobs {
                 put(Put {
                     uid: cj.uid(),
@@ -1222,7 +1220,7 @@ struct Put<'a> {
     kind: &'static str,
     namespace: &'a str,
     name: &'a str,
-    owner: Option<String>,
+    owner: Option<&'a str>,
     finished: bool,
     body: String,
     expires: Option<i64>,

@@ -402,25 +402,24 @@ async fn pods_a_job_was_stopping_when_its_host_stopped_are_not_counted_as_failed
     fn suspended(job: &mut Job) {
         job.spec.suspend = Some(true);
     }
-    fn succeeded(job: &mut Job) {
+    /// Pushes the interim condition a Job's controller records before it stops its pods.
+    fn interim(job: &mut Job, type_: &str, reason: &str, message: &str) {
         job.status.conditions.push(JobCondition {
-            type_: SUCCESS_CRITERIA_MET.into(),
+            type_: type_.into(),
             status: "True".into(),
             last_probe_time: T0,
             last_transition_time: T0,
-            reason: "CompletionsReached".into(),
-            message: "Reached expected number of succeeded pods".into(),
+            reason: reason.into(),
+            message: message.into(),
         });
     }
+    fn succeeded(job: &mut Job) {
+        let message = "Reached expected number of succeeded pods";
+        interim(job, SUCCESS_CRITERIA_MET, "CompletionsReached", message);
+    }
     fn failing(job: &mut Job) {
-        job.status.conditions.push(JobCondition {
-            type_: FAILURE_TARGET.into(),
-            status: "True".into(),
-            last_probe_time: T0,
-            last_transition_time: T0,
-            reason: "BackoffLimitExceeded".into(),
-            message: "Job has reached the specified backoff limit".into(),
-        });
+        let message = "Job has reached the specified backoff limit";
+        interim(job, FAILURE_TARGET, "BackoffLimitExceeded", message);
     }
     type Record = fn(&mut Job);
     let cases: [(Record, &str, i32); 4] = [
