@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tempfile::TempDir;
-use wasmtime::{Engine, InstancePre, ResourceLimiter, Store, Trap, WasmBacktrace};
+use wasmtime::{
+    Engine, InstancePre, PoolConcurrencyLimitError, ResourceLimiter, Store, Trap, WasmBacktrace,
+};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
@@ -33,11 +35,31 @@ pub struct PodState {
     pub(super) queue: Option<QueueAccess>,
 }
 
+impl PodState {
+    /// A state with no arguments, environment, files or queues, and a memory limit of `limit`.
+    fn bare(limit: usize) -> Self {
+        PodState {
+            wasi: WasiCtxBuilder::new().build_p1(),
+            limiter: MemoryLimiter {
+                max: limit,
+                denied: false,
+            },
+            queue: None,
+        }
+    }
+}
+
 /// Caps linear memory and remembers whether it refused growth (→ OOMKilled).
 struct MemoryLimiter {
     max: usize,
     denied: bool,
 }
+
+/// How many times a run looks again for the pool slot its permit stands for (see
+/// [`instantiate`]): the first [`POOL_YIELDS`] after a yield, the rest 1 ms apart.
+const POOL_RETRIES: u32 = 1100;
+/// Retries after a yield rather than a sleep.
+const POOL_YIELDS: u32 = 100;
 
 /// Table elements allowed per store: generous for real programs, bounded for hostile ones.
 const MAX_TABLE_ELEMENTS: usize = 1 << 20;
@@ -360,10 +382,7 @@ impl Sandbox for WasmSandbox {
                 QueueAccess::new(grant)
             }),
         };
-        let mut store = Store::new(&common.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_async_yield_and_update(1);
+        let store = new_store(&common.engine, state);
         let common = common.clone();
         Box::pin(async move {
             // An instance slot of the pool, held until the store that used it is gone.
@@ -374,7 +393,7 @@ impl Sandbox for WasmSandbox {
             // drops the store first too.
             let mut store = store;
             let result = async {
-                let instance = common.pre.instantiate_async(&mut store).await?;
+                let instance = instantiate(&common.engine, &common.pre, &mut store).await?;
                 let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
                 started();
                 start.call_async(&mut store, ()).await
@@ -415,12 +434,9 @@ pub(super) async fn raw_run(
     let Ok(slot) = slots.0.acquire().await else {
         return false;
     };
-    let mut store = Store::new(engine, state);
-    store.limiter(|s| &mut s.limiter);
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_async_yield_and_update(1);
+    let mut store = new_store(engine, state);
     let result = async {
-        let instance = pre.instantiate_async(&mut store).await?;
+        let instance = instantiate(engine, pre, &mut store).await?;
         let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
         start.call_async(&mut store, ()).await
     }
@@ -428,6 +444,44 @@ pub(super) async fn raw_run(
     drop(store);
     drop(slot);
     matches!(classify(result, false, limit), PodExit::Exited(0))
+}
+
+/// A pod's store: its state, memory limiter and epoch deadline (a guest yields at every tick).
+fn new_store(engine: &Engine, state: PodState) -> Store<PodState> {
+    let mut store = Store::new(engine, state);
+    store.limiter(|s| &mut s.limiter);
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_async_yield_and_update(1);
+    store
+}
+
+/// Instantiates `pre` in `store`, whose run holds a slot's permit. With every permit out (as
+/// many pods running as the pool has slots), wasmtime can still find the pool full for a
+/// moment: the slot the permit stands for was freed into a shard of its index allocator
+/// that this search had already passed, or sits in a batch of decommits another thread is
+/// flushing. It is free or about to be, so the run looks again rather than fail, in a fresh
+/// store (the failed attempt counted against the store's limit of one instance).
+async fn instantiate(
+    engine: &Engine,
+    pre: &InstancePre<PodState>,
+    store: &mut Store<PodState>,
+) -> wasmtime::Result<wasmtime::Instance> {
+    let mut tries = 0;
+    loop {
+        match pre.instantiate_async(&mut *store).await {
+            Err(e) if e.is::<PoolConcurrencyLimitError>() && tries < POOL_RETRIES => {
+                tries += 1;
+                let used = std::mem::replace(store, Store::new(engine, PodState::bare(0)));
+                *store = new_store(engine, used.into_data());
+                if tries < POOL_YIELDS {
+                    tokio::task::yield_now().await;
+                } else {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+            }
+            result => return result,
+        }
+    }
 }
 
 /// Maps a run's result onto a container exit.
@@ -566,5 +620,34 @@ mod tests {
             *events.lock().unwrap(),
             ["a started", "a ended", "b started", "b ended"]
         );
+    }
+
+    /// A run whose permit stands for a slot wasmtime cannot find yet (see [`super::instantiate`])
+    /// looks again, in a fresh store, until the slot is back. It used to fail the pod with
+    /// "maximum concurrent limit of 10000 for memory stripe 0 reached": about one `wasmjob
+    /// bench -n 10000 -p 10000 -r 2` in two failed a pod, or a whole round.
+    #[tokio::test]
+    async fn a_run_that_finds_the_pool_full_looks_again_until_its_slot_is_back() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t.wasm"), crate::bench::TRIVIAL_MODULE).unwrap();
+        let (runtime, _prepared) = pool_of_one(dir.path(), "t.wasm", "");
+        let compiled = runtime.compile(&dir.path().join("t.wasm")).unwrap();
+        // Another store holds the only slot, as a store being torn down on another thread
+        // may still hold the slot its permit was already handed on for.
+        let mut holder = super::new_store(&runtime.engine, super::PodState::bare(1 << 20));
+        compiled.pre.instantiate_async(&mut holder).await.unwrap();
+        let (engine, pre) = (runtime.engine.clone(), compiled.pre.clone());
+        let run = tokio::spawn(async move {
+            let mut store = super::new_store(&engine, super::PodState::bare(1 << 20));
+            super::instantiate(&engine, &pre, &mut store)
+                .await
+                .map(|_| ())
+        });
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!run.is_finished(), "it gave up while the pool was full");
+        drop(holder);
+        run.await.unwrap().unwrap();
     }
 }
