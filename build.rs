@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip1";
-const GUESTS: &[&str] = &["pi", "queue-consumer", "testbed"];
+const GUESTS: &[&str] = &["pi", "queue-consumer", "sleep", "testbed"];
 /// Guest libraries: a change rebuilds the guests too.
 const GUEST_LIBS: &[&str] = &["queue"];
 

@@ -544,3 +544,47 @@ fn compiled_modules_are_cached_and_corrupted_entries_rebuilt() {
     run(&["--cache-dir", cache_arg]);
     assert_eq!(std::fs::read(&written[0]).unwrap(), good);
 }
+
+/// The `sleep` guest (the image of `benches/sleepers.yaml`) waits for the sum of its
+/// operands, as coreutils' `sleep` does, and fails a bad command line with coreutils'
+/// message and exit code 1.
+#[test]
+fn the_sleep_guest_waits_and_rejects_what_coreutils_sleep_rejects() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = |args: &str| {
+        format!(
+            "apiVersion: batch/v1\nkind: Job\nmetadata: {{name: nap}}\nspec:\n  backoffLimit: 0\n  \
+             template:\n    spec:\n      restartPolicy: Never\n      containers: [{{name: c, \
+             image: {}, args: {args}}}]\n",
+            guest("sleep").display()
+        )
+    };
+    let out = run_json(
+        dir.path(),
+        &job(r#"["0.01", ".01s", "0.0001m"]"#),
+        &["--logs"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let list = out.json();
+    let pod = items(&list, "Pod")[0];
+    assert_eq!(terminated(pod)["reason"], "Completed");
+    assert_eq!(terminated(pod)["exitCode"], 0);
+    for (args, message) in [
+        ("[]", "sleep: missing operand"),
+        (r#"["1", "soon"]"#, "sleep: invalid time interval 'soon'"),
+        (r#"["-1"]"#, "sleep: invalid time interval '-1'"),
+    ] {
+        let out = run_json(dir.path(), &job(args), &["--logs"]);
+        assert_eq!(out.code, 1, "{args}: {}", out.stderr);
+        let list = out.json();
+        let pod = items(&list, "Pod")[0];
+        assert_eq!(terminated(pod)["reason"], "Error", "{args}");
+        assert_eq!(terminated(pod)["exitCode"], 1, "{args}");
+        let name = pod["metadata"]["name"].as_str().unwrap();
+        assert!(
+            out.stderr.contains(&format!("[pod/{name}/c] {message}\n")),
+            "{args}: {}",
+            out.stderr
+        );
+    }
+}
