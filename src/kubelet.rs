@@ -179,7 +179,18 @@ async fn run_one(
         let mut sandbox = run.sandbox.run(log.clone(), on_start);
         let exit = tokio::select! {
             exit = std::future::poll_fn(|cx| {
-                let poll = sandbox.as_mut().poll(cx);
+                // A panic in the runtime (wasmtime's own: e.g. an munmap the kernel refuses
+                // at its mapping limit) ends this run as one that could not run. Left to
+                // unwind, it would end the pod's task unreported and the host would wait for
+                // the pod forever.
+                let poll = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    sandbox.as_mut().poll(cx)
+                }))
+                .unwrap_or_else(|panic| {
+                    let msg = format!("the wasm runtime failed: {}", panic_message(&*panic));
+                    log.note(&msg);
+                    std::task::Poll::Ready(PodExit::CannotRun(msg))
+                });
                 if poll.is_pending() {
                     report_start(&mut reported);
                 }
@@ -218,5 +229,14 @@ async fn run_one(
                 return finish(PodExit::Terminated(reason), clock.now(), true);
             }
         }
+    }
+}
+
+/// The message of a caught panic.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(s), _) => s,
+        (_, Some(s)) => s,
+        _ => "a panic",
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! Args are testbed-like steps: `sleep MS`, `exit N`, `oom`, `trap`, `echo TEXT`, `spin`
 //! (waits forever), `yield` (waits once, for no time), `fail-first N` (fail the first N runs
-//! of the Job, then succeed).
+//! of the Job, then succeed), `panic` (the runtime itself panics).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -74,6 +74,7 @@ impl Sandbox for Script {
                     "trap" => return PodExit::Trapped("wasm trap: unreachable".into()),
                     "spin" => std::future::pending::<()>().await,
                     "yield" => tokio::task::yield_now().await,
+                    "panic" => panic!("the fake runtime panicked"),
                     "echo" => {
                         let text = it.next().cloned().unwrap_or_default();
                         log.write(format!("{text}\n").as_bytes());

@@ -303,6 +303,37 @@ async fn shutdown_terminates_running_pods() {
     assert!(store.jobs[0].status.finished().is_none());
 }
 
+/// A panic in the runtime while a pod runs (wasmtime panicked when the kernel refused an
+/// munmap at its mapping limit) fails that pod as one that could not run. It used to end the
+/// pod's task unreported, and the host waited for the pod forever.
+#[tokio::test(start_paused = true)]
+async fn a_runtime_that_panics_fails_the_pod_instead_of_hanging_the_host() {
+    let manifest = job("  completions: 2\n  backoffLimit: 1", "Never", &["panic"]);
+    // On the paused clock an idle host jumps to this deadline instead of hanging the test.
+    let store = tokio::time::timeout(Duration::from_secs(3600), run(&manifest))
+        .await
+        .expect("the host waited for a pod whose task had panicked");
+    assert_eq!(store.pods.len(), 2, "the failed pod was replaced once");
+    for p in &store.pods {
+        assert_eq!(p.pod.status.phase, "Failed");
+        let state = &p.pod.status.container_statuses[0].state;
+        let terminated = state.terminated.as_ref().expect("terminated");
+        assert_eq!(terminated.reason, "ContainerCannotRun");
+        assert_eq!(terminated.exit_code, 128);
+        assert_eq!(
+            terminated.message.as_deref(),
+            Some("the wasm runtime failed: the fake runtime panicked")
+        );
+    }
+    let job = &store.jobs[0];
+    assert_eq!(job.status.failed, 2);
+    let failed = job.status.conditions.iter().find(|c| c.type_ == "Failed");
+    assert_eq!(
+        failed.map(|c| c.reason.as_str()),
+        Some("BackoffLimitExceeded")
+    );
+}
+
 /// Runs `manifest` on a host that keeps state in `dir` and "crashes" (its future is dropped,
 /// committing nothing more) `crash_after` into the run.
 async fn run_until_crash(dir: &std::path::Path, manifest: &str, crash_after: u64) {
