@@ -105,8 +105,9 @@ pub struct RunOptions {
     #[arg(long, value_parser = parse_bytes, default_value = "512Mi", value_name = "BYTES")]
     memory_limit: u64,
     /// Instance slots of the pooling allocator: pods running (or sleeping) at once; more
-    /// wait Pending for a slot. 0 allocates each pod's instance on demand. [default: the
-    /// Jobs' parallelism, at least 256 and at most 10000]
+    /// wait Pending for a slot. 0 allocates each pod's instance on demand, as many at once as
+    /// the kernel's limit on memory mappings allows. [default: the Jobs' parallelism, at
+    /// least 256 and at most 10000]
     #[arg(long, value_name = "SLOTS")]
     pool: Option<u32>,
     /// Where compiled modules are kept, so that the next run of a module skips compiling it

@@ -588,3 +588,37 @@ fn the_sleep_guest_waits_and_rejects_what_coreutils_sleep_rejects() {
         );
     }
 }
+
+/// Pods that cannot be instantiated for want of the host's memory (here a `ulimit -v` that
+/// leaves room for one or two instances on demand; in the wild Linux's limit on mappings,
+/// which 10,000 sleeping pods on demand exceeded) wait Pending for running pods to end,
+/// instead of failing with "Cannot allocate memory" as they did.
+#[test]
+fn pods_wait_for_memory_the_host_lacks_instead_of_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {{name: tight}}\nspec:\n  completions: 4\n  \
+         parallelism: 4\n  backoffLimit: 0\n  template:\n    spec:\n      restartPolicy: Never\n      \
+         containers: [{{name: c, image: {}, args: [\"0.05\"]}}]\n",
+        guest("sleep").display()
+    );
+    let path = write(dir.path(), "job.yaml", &manifest);
+    // Each instance on demand reserves over 4 GiB of address space.
+    let out = std::process::Command::new("sh")
+        .args(["-c", "ulimit -v 10000000 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_wasmjob"))
+        .args(["run", &path, "--pool", "0", "-q", "-o", "json"])
+        .env("WASMJOB_STATE_DIR", state.path())
+        .env("WASMJOB_CACHE_DIR", module_cache())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pods = items(&list, "Pod");
+    assert_eq!(pods.len(), 4, "no pod failed and was replaced");
+    for pod in pods {
+        assert_eq!(terminated(pod)["reason"], "Completed", "{pod}");
+    }
+}

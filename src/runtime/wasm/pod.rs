@@ -23,9 +23,64 @@ use crate::queue::QueueGrant;
 use crate::runtime::{BoxFuture, OnStart, PodExit, PodIdentity, PreparedPod, Sandbox};
 
 /// The instance slots of the engine's pool: a pod waits for one before it instantiates, so
-/// that more pods than slots queue instead of failing.
+/// that more pods than slots queue instead of failing. A pod that cannot be instantiated for
+/// want of the host's resources waits for another run to give its instance back.
 #[derive(Clone)]
-pub struct Slots(pub(super) Arc<tokio::sync::Semaphore>);
+pub struct Slots(Arc<SlotsInner>);
+
+struct SlotsInner {
+    permits: tokio::sync::Semaphore,
+    /// The permits there are: the pool's slots, or the semaphore's maximum on demand.
+    total: usize,
+    /// Woken each time a run's store is gone, while [`SlotsInner::waiting`] runs wait for it.
+    released: tokio::sync::Notify,
+    /// Runs waiting for the host's resources (so that a run that ends touches the `Notify`,
+    /// shared by every core, only when someone waits).
+    waiting: std::sync::atomic::AtomicUsize,
+}
+
+impl Slots {
+    /// `permits` slots.
+    pub(super) fn new(permits: usize) -> Self {
+        Slots(Arc::new(SlotsInner {
+            permits: tokio::sync::Semaphore::new(permits),
+            total: permits,
+            released: tokio::sync::Notify::new(),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+        }))
+    }
+
+    /// Waits for a slot; `None` once the runtime has shut down.
+    async fn hold(&self) -> Option<Held<'_>> {
+        let permit = self.0.permits.acquire().await.ok()?;
+        Some(Held {
+            _permit: permit,
+            slots: self,
+        })
+    }
+
+    /// Whether runs other than the caller's hold instances: their end gives back what they
+    /// hold of the host's resources.
+    fn others_running(&self) -> bool {
+        self.0.total - self.0.permits.available_permits() > 1
+    }
+}
+
+/// A run's slot. It is dropped after the run's store (declared before it), and then wakes a
+/// run that waits for the host's resources.
+struct Held<'a> {
+    _permit: tokio::sync::SemaphorePermit<'a>,
+    slots: &'a Slots,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let slots = &self.slots.0;
+        if slots.waiting.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+            slots.released.notify_one();
+        }
+    }
+}
 
 /// Per-store state: the WASI context and the memory limiter.
 pub struct PodState {
@@ -55,11 +110,13 @@ struct MemoryLimiter {
     denied: bool,
 }
 
-/// How many times a run looks again for the pool slot its permit stands for (see
-/// [`instantiate`]): the first [`POOL_YIELDS`] after a yield, the rest 1 ms apart.
-const POOL_RETRIES: u32 = 1100;
-/// Retries after a yield rather than a sleep.
+/// How many times a run looks again for the host's resources when no other run holds any
+/// (see [`instantiate`]): about 1 s in all.
+const POOL_RETRIES: u32 = 200;
+/// Looks again after a yield, before waiting for other runs.
 const POOL_YIELDS: u32 = 100;
+/// The longest wait between looks after the first [`POOL_YIELDS`].
+const RESOURCE_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Table elements allowed per store: generous for real programs, bounded for hostile ones.
 const MAX_TABLE_ELEMENTS: usize = 1 << 20;
@@ -386,14 +443,15 @@ impl Sandbox for WasmSandbox {
         let common = common.clone();
         Box::pin(async move {
             // An instance slot of the pool, held until the store that used it is gone.
-            let Ok(slot) = common.slots.0.acquire().await else {
+            let Some(slot) = common.slots.hold().await else {
                 return PodExit::CannotRun("the wasm runtime has shut down".into());
             };
             // Declared after the slot, so that a run stopped mid-way (its future dropped)
             // drops the store first too.
             let mut store = store;
             let result = async {
-                let instance = instantiate(&common.engine, &common.pre, &mut store).await?;
+                let instance =
+                    instantiate(&common.engine, &common.slots, &common.pre, &mut store).await?;
                 let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
                 started();
                 start.call_async(&mut store, ()).await
@@ -431,12 +489,12 @@ pub(super) async fn raw_run(
         },
         queue: None,
     };
-    let Ok(slot) = slots.0.acquire().await else {
+    let Some(slot) = slots.hold().await else {
         return false;
     };
     let mut store = new_store(engine, state);
     let result = async {
-        let instance = instantiate(engine, pre, &mut store).await?;
+        let instance = instantiate(engine, slots, pre, &mut store).await?;
         let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
         start.call_async(&mut store, ()).await
     }
@@ -455,33 +513,65 @@ fn new_store(engine: &Engine, state: PodState) -> Store<PodState> {
     store
 }
 
-/// Instantiates `pre` in `store`, whose run holds a slot's permit. With every permit out (as
-/// many pods running as the pool has slots), wasmtime can still find the pool full for a
-/// moment: the slot the permit stands for was freed into a shard of its index allocator
-/// that this search had already passed, or sits in a batch of decommits another thread is
-/// flushing. It is free or about to be, so the run looks again rather than fail, in a fresh
-/// store (the failed attempt counted against the store's limit of one instance).
+/// Instantiates `pre` in `store`, whose run holds a slot of `slots`. Two failures are the
+/// host's, not the pod's, and the run looks again (in a fresh store: the failed attempt
+/// counted against the store's limit of one instance) rather than fail the pod:
+/// - The pool is full: with every slot taken, wasmtime can miss for a moment the slot the
+///   run's permit stands for, freed into a shard of its index allocator that the search had
+///   already passed, or in a batch of decommits another thread is flushing.
+/// - The host is out of memory mappings or address space (ENOMEM): with instances on demand
+///   (`--pool 0`), 10,000 sleeping pods need more than Linux's default 65,530 mappings.
+///
+/// The first [`POOL_YIELDS`] looks follow a yield. Then, while other runs hold instances,
+/// the run waits for one of them to end (or [`RESOURCE_POLL`]) as long as it takes, a pod
+/// Pending as a cluster's waits in `ContainerCreating`; with none, it gives up after
+/// [`POOL_RETRIES`] looks in all.
 async fn instantiate(
     engine: &Engine,
+    slots: &Slots,
     pre: &InstancePre<PodState>,
     store: &mut Store<PodState>,
 ) -> wasmtime::Result<wasmtime::Instance> {
     let mut tries = 0;
     loop {
         match pre.instantiate_async(&mut *store).await {
-            Err(e) if e.is::<PoolConcurrencyLimitError>() && tries < POOL_RETRIES => {
+            Err(e)
+                if lacks_host_resources(&e) && (tries < POOL_RETRIES || slots.others_running()) =>
+            {
                 tries += 1;
                 let used = std::mem::replace(store, Store::new(engine, PodState::bare(0)));
                 *store = new_store(engine, used.into_data());
-                if tries < POOL_YIELDS {
+                if tries <= POOL_YIELDS {
                     tokio::task::yield_now().await;
                 } else {
-                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    // A release between the check in `Held::drop` and this count is caught
+                    // by the poll.
+                    let waiting = &slots.0.waiting;
+                    waiting.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tokio::select! {
+                        () = slots.0.released.notified() => {}
+                        () = tokio::time::sleep(RESOURCE_POLL) => {}
+                    }
+                    waiting.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }
             result => return result,
         }
     }
+}
+
+/// Whether an instantiation failed for want of the host's resources: a full pool, or ENOMEM
+/// from mapping memory or a stack.
+fn lacks_host_resources(e: &wasmtime::Error) -> bool {
+    let nomem = rustix::io::Errno::NOMEM;
+    e.is::<PoolConcurrencyLimitError>()
+        || e.chain().any(|cause| {
+            cause.downcast_ref::<rustix::io::Errno>() == Some(&nomem)
+                || cause
+                    .downcast_ref::<std::io::Error>()
+                    .and_then(std::io::Error::raw_os_error)
+                    == Some(nomem.raw_os_error())
+        })
 }
 
 /// Maps a run's result onto a container exit.
@@ -637,9 +727,10 @@ mod tests {
         let mut holder = super::new_store(&runtime.engine, super::PodState::bare(1 << 20));
         compiled.pre.instantiate_async(&mut holder).await.unwrap();
         let (engine, pre) = (runtime.engine.clone(), compiled.pre.clone());
+        let slots = runtime.slots.clone();
         let run = tokio::spawn(async move {
             let mut store = super::new_store(&engine, super::PodState::bare(1 << 20));
-            super::instantiate(&engine, &pre, &mut store)
+            super::instantiate(&engine, &slots, &pre, &mut store)
                 .await
                 .map(|_| ())
         });
@@ -649,5 +740,30 @@ mod tests {
         assert!(!run.is_finished(), "it gave up while the pool was full");
         drop(holder);
         run.await.unwrap().unwrap();
+    }
+
+    /// What counts as the host's shortage, for which a run waits, and what fails the pod.
+    #[test]
+    fn only_a_full_pool_or_enomem_is_the_hosts_shortage() {
+        use wasmtime::Error;
+        let nomem = rustix::io::Errno::NOMEM;
+        let shortage = [
+            Error::new(nomem).context("mmap failed to allocate 0x100000 bytes"),
+            Error::new(std::io::Error::from_raw_os_error(nomem.raw_os_error()))
+                .context("failed to allocate a fiber stack"),
+        ];
+        for e in &shortage {
+            assert!(super::lacks_host_resources(e), "{e:?}");
+        }
+        let others = [
+            Error::new(rustix::io::Errno::ACCESS),
+            Error::new(std::io::Error::from_raw_os_error(
+                rustix::io::Errno::INVAL.raw_os_error(),
+            )),
+            Error::msg("memory minimum size of 100 pages exceeds memory limits"),
+        ];
+        for e in &others {
+            assert!(!super::lacks_host_resources(e), "{e:?}");
+        }
     }
 }
