@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
 
 use tempfile::TempDir;
 use wasmtime::{
@@ -30,13 +32,14 @@ pub struct Slots(Arc<SlotsInner>);
 
 struct SlotsInner {
     permits: tokio::sync::Semaphore,
-    /// The permits there are: the pool's slots, or the semaphore's maximum on demand.
+    /// The permits there are: the pool's slots, or the cap on demand.
     total: usize,
-    /// Woken each time a run's store is gone, while [`SlotsInner::waiting`] runs wait for it.
+    /// Runs short of the host's resources (see [`start_guest`]). The other runs that hold a
+    /// permit hold an instance (or are about to), whose end gives resources back. Counted
+    /// only on that rare path, so that a trivial pod touches no counter shared by the cores.
+    short: AtomicUsize,
+    /// Woken each time a run's store is gone, while runs are short.
     released: tokio::sync::Notify,
-    /// Runs waiting for the host's resources (so that a run that ends touches the `Notify`,
-    /// shared by every core, only when someone waits).
-    waiting: std::sync::atomic::AtomicUsize,
 }
 
 impl Slots {
@@ -45,8 +48,8 @@ impl Slots {
         Slots(Arc::new(SlotsInner {
             permits: tokio::sync::Semaphore::new(permits),
             total: permits,
+            short: AtomicUsize::new(0),
             released: tokio::sync::Notify::new(),
-            waiting: std::sync::atomic::AtomicUsize::new(0),
         }))
     }
 
@@ -59,15 +62,44 @@ impl Slots {
         })
     }
 
-    /// Whether runs other than the caller's hold instances: their end gives back what they
-    /// hold of the host's resources.
-    fn others_running(&self) -> bool {
-        self.0.total - self.0.permits.available_permits() > 1
+    /// Whether runs that are not short hold permits (the caller, short, holds one too).
+    fn others_hold_instances(&self) -> bool {
+        let held = self
+            .0
+            .total
+            .saturating_sub(self.0.permits.available_permits());
+        held > self.0.short.load(Relaxed)
+    }
+
+    /// Waits until a run gives its instance back, or `delay` (a release between the check
+    /// in `Held::drop` and the caller's count is caught by the timeout).
+    async fn wait_for_release(&self, delay: std::time::Duration) {
+        tokio::select! {
+            () = self.0.released.notified() => {}
+            () = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+/// A run counted in [`SlotsInner::short`] while it is short, uncounted when it starts, gives
+/// up, or is dropped (a pod stopped while it waited).
+struct Short<'a>(&'a AtomicUsize);
+
+impl<'a> Short<'a> {
+    fn count(short: &'a AtomicUsize) -> Self {
+        short.fetch_add(1, Relaxed);
+        Short(short)
+    }
+}
+
+impl Drop for Short<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
     }
 }
 
 /// A run's slot. It is dropped after the run's store (declared before it), and then wakes a
-/// run that waits for the host's resources.
+/// run that is short of the host's resources.
 struct Held<'a> {
     _permit: tokio::sync::SemaphorePermit<'a>,
     slots: &'a Slots,
@@ -76,7 +108,7 @@ struct Held<'a> {
 impl Drop for Held<'_> {
     fn drop(&mut self) {
         let slots = &self.slots.0;
-        if slots.waiting.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+        if slots.short.load(Relaxed) > 0 {
             slots.released.notify_one();
         }
     }
@@ -110,13 +142,16 @@ struct MemoryLimiter {
     denied: bool,
 }
 
-/// How many times a run looks again for the host's resources when no other run holds any
-/// (see [`instantiate`]): about 1 s in all.
-const POOL_RETRIES: u32 = 200;
-/// Looks again after a yield, before waiting for other runs.
-const POOL_YIELDS: u32 = 100;
-/// The longest wait between looks after the first [`POOL_YIELDS`].
-const RESOURCE_POLL: std::time::Duration = std::time::Duration::from_millis(10);
+/// Looks again for the host's resources after a yield, before waiting for other runs (see
+/// [`start_guest`]).
+const SHORTAGE_YIELDS: u32 = 100;
+/// Waits for the host's resources while no other run holds an instance, before giving up:
+/// with the delays doubling from [`SHORTAGE_DELAY`] to [`SHORTAGE_MAX_DELAY`], about 1 s.
+const SHORTAGE_ALONE_WAITS: u32 = 10;
+/// The first wait after the yields.
+const SHORTAGE_DELAY: std::time::Duration = std::time::Duration::from_millis(1);
+/// The longest wait between looks: other runs' ends wake a waiting run before.
+const SHORTAGE_MAX_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Table elements allowed per store: generous for real programs, bounded for hostile ones.
 const MAX_TABLE_ELEMENTS: usize = 1 << 20;
@@ -449,14 +484,7 @@ impl Sandbox for WasmSandbox {
             // Declared after the slot, so that a run stopped mid-way (its future dropped)
             // drops the store first too.
             let mut store = store;
-            let result = async {
-                let instance =
-                    instantiate(&common.engine, &common.slots, &common.pre, &mut store).await?;
-                let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
-                started();
-                start.call_async(&mut store, ()).await
-            }
-            .await;
+            let result = start_guest(&common.engine, &slot, &common.pre, &mut store, started).await;
             let exit = classify(result, store.data().limiter.denied, common.memory_limit);
             // The store gives its instance back to the pool before the slot is released:
             // a captured store would only be dropped with this future, after the permit,
@@ -493,12 +521,7 @@ pub(super) async fn raw_run(
         return false;
     };
     let mut store = new_store(engine, state);
-    let result = async {
-        let instance = instantiate(engine, slots, pre, &mut store).await?;
-        let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
-        start.call_async(&mut store, ()).await
-    }
-    .await;
+    let result = start_guest(engine, &slot, pre, &mut store, || {}).await;
     drop(store);
     drop(slot);
     matches!(classify(result, false, limit), PodExit::Exited(0))
@@ -513,55 +536,72 @@ fn new_store(engine: &Engine, state: PodState) -> Store<PodState> {
     store
 }
 
-/// Instantiates `pre` in `store`, whose run holds a slot of `slots`. Two failures are the
-/// host's, not the pod's, and the run looks again (in a fresh store: the failed attempt
-/// counted against the store's limit of one instance) rather than fail the pod:
+/// Instantiates `pre` in `store` and runs its `_start`, calling `on_start` just before the
+/// guest first runs. The run holds `held`. Some failures are the host's, not the pod's, and
+/// the run looks again (in a fresh store: the failed attempt counted against the store's
+/// limit of one instance) rather than fail the pod:
 /// - The pool is full: with every slot taken, wasmtime can miss for a moment the slot the
 ///   run's permit stands for, freed into a shard of its index allocator that the search had
-///   already passed, or in a batch of decommits another thread is flushing.
-/// - The host is out of memory mappings or address space (ENOMEM): with instances on demand
-///   (`--pool 0`), 10,000 sleeping pods need more than Linux's default 65,530 mappings.
+///   already passed, or in a batch of decommits another thread is flushing. The same holds
+///   for the pool's fiber stacks, taken when `_start` is called (before the guest runs).
+/// - Instantiation meets ENOMEM: the host is out of memory mappings or address space (a
+///   `ulimit -v`, an embedding program's own mappings). ENOMEM from `_start` fails the pod:
+///   the guest may have run by then.
 ///
-/// The first [`POOL_YIELDS`] looks follow a yield. Then, while other runs hold instances,
-/// the run waits for one of them to end (or [`RESOURCE_POLL`]) as long as it takes, a pod
-/// Pending as a cluster's waits in `ContainerCreating`; with none, it gives up after
-/// [`POOL_RETRIES`] looks in all.
-async fn instantiate(
+/// The first [`SHORTAGE_YIELDS`] looks follow a yield. Then the run waits for another run
+/// to end (or a delay doubling up to [`SHORTAGE_MAX_DELAY`]), as long as other runs hold
+/// instances, a pod Pending as a cluster's waits in `ContainerCreating`; while none does, it
+/// gives up after [`SHORTAGE_ALONE_WAITS`] waits.
+async fn start_guest(
     engine: &Engine,
-    slots: &Slots,
+    held: &Held<'_>,
     pre: &InstancePre<PodState>,
     store: &mut Store<PodState>,
-) -> wasmtime::Result<wasmtime::Instance> {
-    let mut tries = 0;
+    on_start: impl FnOnce(),
+) -> wasmtime::Result<()> {
+    let mut on_start = Some(on_start);
+    let (mut looks, mut alone, mut short) = (0u32, 0u32, None);
     loop {
-        match pre.instantiate_async(&mut *store).await {
-            Err(e)
-                if lacks_host_resources(&e) && (tries < POOL_RETRIES || slots.others_running()) =>
-            {
-                tries += 1;
-                let used = std::mem::replace(store, Store::new(engine, PodState::bare(0)));
-                *store = new_store(engine, used.into_data());
-                if tries <= POOL_YIELDS {
-                    tokio::task::yield_now().await;
-                } else {
-                    // A release between the check in `Held::drop` and this count is caught
-                    // by the poll.
-                    let waiting = &slots.0.waiting;
-                    waiting.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    tokio::select! {
-                        () = slots.0.released.notified() => {}
-                        () = tokio::time::sleep(RESOURCE_POLL) => {}
-                    }
-                    waiting.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        let e = match pre.instantiate_async(&mut *store).await {
+            Ok(instance) => {
+                // No longer short: the run holds an instance now.
+                short = None;
+                let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
+                if let Some(on_start) = on_start.take() {
+                    on_start();
+                }
+                match start.call_async(&mut *store, ()).await {
+                    Err(e) if e.is::<PoolConcurrencyLimitError>() => e,
+                    result => return result,
                 }
             }
-            result => return result,
+            Err(e) if lacks_host_resources(&e) => e,
+            Err(e) => return Err(e),
+        };
+        let slots = held.slots;
+        short.get_or_insert_with(|| Short::count(&slots.0.short));
+        // A fresh store for the next look; this one's instance (if any) is given back.
+        let used = std::mem::replace(store, Store::new(engine, PodState::bare(0)));
+        *store = new_store(engine, used.into_data());
+        looks += 1;
+        if looks <= SHORTAGE_YIELDS {
+            tokio::task::yield_now().await;
+            continue;
         }
+        if !slots.others_hold_instances() {
+            alone += 1;
+            if alone > SHORTAGE_ALONE_WAITS {
+                return Err(e);
+            }
+        }
+        let doublings = (looks - SHORTAGE_YIELDS - 1).min(16);
+        let delay = (SHORTAGE_DELAY * (1 << doublings)).min(SHORTAGE_MAX_DELAY);
+        slots.wait_for_release(delay).await;
     }
 }
 
 /// Whether an instantiation failed for want of the host's resources: a full pool, or ENOMEM
-/// from mapping memory or a stack.
+/// from mapping memory (or, in the unit test, a stack).
 fn lacks_host_resources(e: &wasmtime::Error) -> bool {
     let nomem = rustix::io::Errno::NOMEM;
     e.is::<PoolConcurrencyLimitError>()
@@ -712,16 +752,27 @@ mod tests {
         );
     }
 
-    /// A run whose permit stands for a slot wasmtime cannot find yet (see [`super::instantiate`])
-    /// looks again, in a fresh store, until the slot is back. It used to fail the pod with
-    /// "maximum concurrent limit of 10000 for memory stripe 0 reached": about one `wasmjob
-    /// bench -n 10000 -p 10000 -r 2` in two failed a pod, or a whole round.
+    /// The trivial module, and a runtime with `slots` instance slots that has compiled it.
+    fn trivial_on_pool(dir: &Path, slots: u32) -> (WasmRuntime, Arc<super::super::Compiled>) {
+        let path = dir.join("t.wasm");
+        std::fs::write(&path, crate::bench::TRIVIAL_MODULE).unwrap();
+        let runtime = WasmRuntime::new(WasmOptions {
+            pool: slots,
+            ..WasmOptions::default()
+        })
+        .unwrap();
+        let compiled = runtime.compile(&path).unwrap();
+        (runtime, compiled)
+    }
+
+    /// A run whose permit stands for a slot wasmtime cannot find yet (see
+    /// [`super::start_guest`]) looks again, in a fresh store, until the slot is back. It used
+    /// to fail the pod with "maximum concurrent limit of 10000 for memory stripe 0 reached":
+    /// about one `wasmjob bench -n 10000 -p 10000 -r 2` in two failed a pod, or a whole round.
     #[tokio::test]
     async fn a_run_that_finds_the_pool_full_looks_again_until_its_slot_is_back() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("t.wasm"), crate::bench::TRIVIAL_MODULE).unwrap();
-        let (runtime, _prepared) = pool_of_one(dir.path(), "t.wasm", "");
-        let compiled = runtime.compile(&dir.path().join("t.wasm")).unwrap();
+        let (runtime, compiled) = trivial_on_pool(dir.path(), 1);
         // Another store holds the only slot, as a store being torn down on another thread
         // may still hold the slot its permit was already handed on for.
         let mut holder = super::new_store(&runtime.engine, super::PodState::bare(1 << 20));
@@ -729,10 +780,9 @@ mod tests {
         let (engine, pre) = (runtime.engine.clone(), compiled.pre.clone());
         let slots = runtime.slots.clone();
         let run = tokio::spawn(async move {
+            let held = slots.hold().await.unwrap();
             let mut store = super::new_store(&engine, super::PodState::bare(1 << 20));
-            super::instantiate(&engine, &slots, &pre, &mut store)
-                .await
-                .map(|_| ())
+            super::start_guest(&engine, &held, &pre, &mut store, || {}).await
         });
         for _ in 0..10 {
             tokio::task::yield_now().await;
@@ -740,6 +790,97 @@ mod tests {
         assert!(!run.is_finished(), "it gave up while the pool was full");
         drop(holder);
         run.await.unwrap().unwrap();
+    }
+
+    /// A run short of the host's resources waits as long as another run holds an instance
+    /// (whose end gives resources back), far past the second or so it waits when none does,
+    /// and starts when that run ends. The other run was short too until it got its instance,
+    /// and its guest then runs for a while (20 s of the paused clock).
+    #[tokio::test(start_paused = true)]
+    async fn a_run_short_of_resources_waits_while_other_runs_hold_theirs() {
+        let sleep = concat!(env!("CARGO_MANIFEST_DIR"), "/guests/bin/sleep.wasm");
+        let runtime = WasmRuntime::new(WasmOptions {
+            pool: 2,
+            ..WasmOptions::default()
+        })
+        .unwrap();
+        let compiled = runtime.compile(Path::new(sleep)).unwrap();
+        let (engine, pre) = (&runtime.engine, &compiled.pre);
+        let sleeping = || super::PodState {
+            wasi: super::WasiCtxBuilder::new()
+                .args(&["sleep", "20"])
+                .build_p1(),
+            ..super::PodState::bare(64 << 20)
+        };
+        // Both slots are taken outside any run: the pool is full.
+        let mut outside = Vec::new();
+        for _ in 0..2 {
+            let mut store = super::new_store(engine, sleeping());
+            pre.instantiate_async(&mut store).await.unwrap();
+            outside.push(store);
+        }
+        let runs: Vec<_> = (0..2)
+            .map(|_| {
+                let (engine, pre, slots) = (engine.clone(), pre.clone(), runtime.slots.clone());
+                let state = sleeping();
+                tokio::spawn(async move {
+                    let held = slots.hold().await.unwrap();
+                    let mut store = super::new_store(&engine, state);
+                    super::start_guest(&engine, &held, &pre, &mut store, || {}).await
+                })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        // One slot comes free: one run gets it and sleeps 20 s; the other waits meanwhile.
+        outside.pop();
+        tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+        assert!(
+            runs.iter().all(|run| !run.is_finished()),
+            "a run gave up while another held an instance"
+        );
+        // The first run ends at 20 s; the second gets its slot and ends 20 s later.
+        for run in runs {
+            run.await.unwrap().unwrap();
+        }
+    }
+
+    /// Runs that all lack the host's resources, none of them holding an instance, give up
+    /// (after a second or so) rather than wait for each other forever.
+    #[tokio::test(start_paused = true)]
+    async fn runs_short_of_resources_give_up_when_no_run_holds_an_instance() {
+        let dir = tempfile::tempdir().unwrap();
+        let (runtime, compiled) = trivial_on_pool(dir.path(), 2);
+        let (engine, pre) = (&runtime.engine, &compiled.pre);
+        // Both slots are taken outside any run; both permits are free.
+        let mut outside = Vec::new();
+        for _ in 0..2 {
+            let mut store = super::new_store(engine, super::PodState::bare(1 << 20));
+            pre.instantiate_async(&mut store).await.unwrap();
+            outside.push(store);
+        }
+        let runs: Vec<_> = (0..2)
+            .map(|_| {
+                let (engine, pre, slots) = (engine.clone(), pre.clone(), runtime.slots.clone());
+                tokio::spawn(async move {
+                    let held = slots.hold().await.unwrap();
+                    let mut store = super::new_store(&engine, super::PodState::bare(1 << 20));
+                    super::start_guest(&engine, &held, &pre, &mut store, || {}).await
+                })
+            })
+            .collect();
+        let ends = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            let mut ends = Vec::new();
+            for run in runs {
+                ends.push(run.await.unwrap());
+            }
+            ends
+        })
+        .await
+        .expect("the runs waited for each other");
+        for end in ends {
+            let e = end.expect_err("no slot was free");
+            assert!(e.is::<wasmtime::PoolConcurrencyLimitError>(), "{e:?}");
+        }
     }
 
     /// What counts as the host's shortage, for which a run waits, and what fails the pod.
