@@ -176,35 +176,35 @@ async fn run_one(
             };
             reporter.report(update, true)
         };
-        let mut sandbox = run.sandbox.run(log.clone(), on_start);
-        let exit = tokio::select! {
-            exit = std::future::poll_fn(|cx| {
-                // A panic in the runtime (wasmtime's own: e.g. an munmap the kernel refuses
-                // at its mapping limit) ends this run as one that could not run. Left to
-                // unwind, it would end the pod's task unreported and the host would wait for
-                // the pod forever.
-                let poll = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    sandbox.as_mut().poll(cx)
-                }))
-                .unwrap_or_else(|panic| {
-                    let msg = format!("the wasm runtime failed: {}", panic_message(&*panic));
-                    log.note(&msg);
-                    std::task::Poll::Ready(PodExit::CannotRun(msg))
-                });
-                if poll.is_pending() {
-                    report_start(&mut reported);
-                }
-                poll
-            }) => exit,
-            reason = &mut kill => {
-                // The guest's store and instance slot go before the host hears of it.
-                drop(sandbox);
-                log.finish();
-                let reason = reason.unwrap_or_else(|_| "Terminated".into());
-                return finish(PodExit::Terminated(reason), clock.now(), reported);
+        // A panic in the runtime (wasmtime's own: e.g. an munmap the kernel refuses at its
+        // mapping limit, when a store is made, run or dropped) ends this run as one that
+        // could not run. Left to unwind, it would end the pod's task unreported and the host
+        // would wait for the pod forever.
+        let exit = match guarded(&log, || run.sandbox.run(log.clone(), on_start)) {
+            Err(exit) => exit,
+            Ok(mut sandbox) => {
+                let exit = tokio::select! {
+                    exit = std::future::poll_fn(|cx| {
+                        let poll = guarded(&log, || sandbox.as_mut().poll(cx))
+                            .unwrap_or_else(std::task::Poll::Ready);
+                        if poll.is_pending() {
+                            report_start(&mut reported);
+                        }
+                        poll
+                    }) => exit,
+                    reason = &mut kill => {
+                        // The guest's store and instance slot go before the host hears of it.
+                        let _ = guarded(&log, move || drop(sandbox));
+                        log.finish();
+                        let reason = reason.unwrap_or_else(|_| "Terminated".into());
+                        return finish(PodExit::Terminated(reason), clock.now(), reported);
+                    }
+                };
+                // The run has ended: a panic while its store goes is only noted in its log.
+                let _ = guarded(&log, move || drop(sandbox));
+                exit
             }
         };
-        drop(sandbox);
         log.finish();
         let at = clock.now();
         if exit.success() || !run.restart_on_failure {
@@ -232,11 +232,16 @@ async fn run_one(
     }
 }
 
-/// The message of a caught panic.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
-    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
-        (Some(s), _) => s,
-        (_, Some(s)) => s,
-        _ => "a panic",
-    }
+/// `f`, or the exit of a run that could not run if it panics (noted in `log`).
+fn guarded<T>(log: &PodLog, f: impl FnOnce() -> T) -> Result<T, PodExit> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|panic| {
+        let message = match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+            (Some(s), _) => s,
+            (_, Some(s)) => s.as_str(),
+            _ => "a panic",
+        };
+        let msg = format!("the wasm runtime failed: {message}");
+        log.note(&msg);
+        PodExit::CannotRun(msg)
+    })
 }

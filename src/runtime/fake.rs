@@ -3,7 +3,8 @@
 //!
 //! Args are testbed-like steps: `sleep MS`, `exit N`, `oom`, `trap`, `echo TEXT`, `spin`
 //! (waits forever), `yield` (waits once, for no time), `fail-first N` (fail the first N runs
-//! of the Job, then succeed), `panic` (the runtime itself panics).
+//! of the Job, then succeed), `panic` (the runtime itself panics), `panic-when-stopped`
+//! (waits forever; the runtime panics when the run is stopped).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -75,6 +76,10 @@ impl Sandbox for Script {
                     "spin" => std::future::pending::<()>().await,
                     "yield" => tokio::task::yield_now().await,
                     "panic" => panic!("the fake runtime panicked"),
+                    "panic-when-stopped" => {
+                        let _bomb = PanicOnDrop;
+                        std::future::pending::<()>().await;
+                    }
                     "echo" => {
                         let text = it.next().cloned().unwrap_or_default();
                         log.write(format!("{text}\n").as_bytes());
@@ -84,5 +89,14 @@ impl Sandbox for Script {
             }
             PodExit::Exited(0)
         })
+    }
+}
+
+/// Panics when dropped: a runtime that fails while a run is stopped.
+struct PanicOnDrop;
+
+impl Drop for PanicOnDrop {
+    fn drop(&mut self) {
+        panic!("the fake runtime panicked while the run was stopped");
     }
 }

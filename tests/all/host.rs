@@ -334,6 +334,44 @@ async fn a_runtime_that_panics_fails_the_pod_instead_of_hanging_the_host() {
     );
 }
 
+/// A panic while a stopped run's store goes (the deadline here) is noted in the pod's log;
+/// the pod ends as the stop says and the run goes on.
+#[tokio::test(start_paused = true)]
+async fn a_runtime_that_panics_while_a_pod_is_stopped_does_not_hang_the_host() {
+    let manifest = job(
+        "  activeDeadlineSeconds: 5",
+        "Never",
+        &["panic-when-stopped"],
+    );
+    let store = tokio::time::timeout(Duration::from_secs(3600), run(&manifest))
+        .await
+        .expect("the host waited for a pod whose task had panicked");
+    assert_eq!(store.pods.len(), 1);
+    let pod = &store.pods[0];
+    assert_eq!(pod.pod.status.phase, "Failed");
+    let terminated = pod.pod.status.container_statuses[0]
+        .state
+        .terminated
+        .as_ref();
+    assert_eq!(
+        terminated.map(|t| t.reason.as_ref()),
+        Some("DeadlineExceeded")
+    );
+    let log = String::from_utf8(pod.logs[0].contents()).unwrap();
+    assert!(
+        log.contains(
+            "the wasm runtime failed: the fake runtime panicked while the run was stopped"
+        ),
+        "{log}"
+    );
+    let failed = store.jobs[0]
+        .status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Failed");
+    assert_eq!(failed.map(|c| c.reason.as_str()), Some("DeadlineExceeded"));
+}
+
 /// Runs `manifest` on a host that keeps state in `dir` and "crashes" (its future is dropped,
 /// committing nothing more) `crash_after` into the run.
 async fn run_until_crash(dir: &std::path::Path, manifest: &str, crash_after: u64) {
