@@ -546,8 +546,9 @@ fn compiled_modules_are_cached_and_corrupted_entries_rebuilt() {
 }
 
 /// The `sleep` guest (the image of `benches/sleepers.yaml`) waits for the sum of its
-/// operands, as coreutils' `sleep` does, and fails a bad command line with coreutils'
-/// message and exit code 1.
+/// operands, as coreutils' `sleep` does, `infinity` until it is stopped, and fails a bad
+/// command line with exit code 1 and coreutils' wording (it takes no options: `-1` is an
+/// invalid interval).
 #[test]
 fn the_sleep_guest_waits_and_rejects_what_coreutils_sleep_rejects() {
     let dir = tempfile::tempdir().unwrap();
@@ -569,6 +570,16 @@ fn the_sleep_guest_waits_and_rejects_what_coreutils_sleep_rejects() {
     let pod = items(&list, "Pod")[0];
     assert_eq!(terminated(pod)["reason"], "Completed");
     assert_eq!(terminated(pod)["exitCode"], 0);
+    // `infinity` neither traps nor fails: the pod sleeps until its deadline stops it.
+    let forever = job(r#"["infinity"]"#).replace(
+        "backoffLimit: 0",
+        "backoffLimit: 0\n  activeDeadlineSeconds: 1",
+    );
+    let out = run_json(dir.path(), &forever, &["--logs"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let list = out.json();
+    let pod = items(&list, "Pod")[0];
+    assert_eq!(terminated(pod)["reason"], "DeadlineExceeded", "{pod}");
     for (args, message) in [
         ("[]", "sleep: missing operand"),
         (r#"["1", "soon"]"#, "sleep: invalid time interval 'soon'"),
@@ -586,6 +597,39 @@ fn the_sleep_guest_waits_and_rejects_what_coreutils_sleep_rejects() {
             "{args}: {}",
             out.stderr
         );
+    }
+}
+
+/// The `sleep` guest keeps what makes 10,000 sleeping pods cheap (see guests/sleep): its
+/// module has no data section (no memory image to map into each pool slot) and no table.
+#[test]
+fn the_sleep_guest_has_no_data_and_no_table() {
+    let wasm = std::fs::read(guest("sleep")).unwrap();
+    assert_eq!(&wasm[..8], b"\0asm\x01\0\0\0");
+    let leb = |at: &mut usize| {
+        let (mut value, mut shift) = (0usize, 0);
+        loop {
+            let byte = wasm[*at];
+            *at += 1;
+            value |= usize::from(byte & 0x7f) << shift;
+            shift += 7;
+            if byte < 0x80 {
+                return value;
+            }
+        }
+    };
+    let (mut at, mut sections) = (8, Vec::new());
+    while at < wasm.len() {
+        let id = wasm[at];
+        at += 1;
+        let len = leb(&mut at);
+        sections.push(id);
+        at += len;
+    }
+    assert!(sections.contains(&10), "a code section: {sections:?}");
+    // 4: table, 11: data, 12: data count.
+    for id in [4, 11, 12] {
+        assert!(!sections.contains(&id), "section {id} in {sections:?}");
     }
 }
 

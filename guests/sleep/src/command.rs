@@ -22,7 +22,18 @@ fn run() -> i32 {
     let mut argv = [core::ptr::null_mut::<u8>(); MAX_ARGS];
     let args = match wasi::args(&mut buf, &mut argv) {
         Ok(args) => args,
-        Err(msg) => return fail(&[msg]),
+        Err(wasi::ArgsError::Unreadable) => {
+            crate::say!("sleep: cannot read the arguments\n");
+            return 1;
+        }
+        Err(wasi::ArgsError::TooMany) => {
+            crate::say!("sleep: too many arguments\n");
+            return 1;
+        }
+        Err(wasi::ArgsError::TooLong) => {
+            crate::say!("sleep: arguments too long\n");
+            return 1;
+        }
     };
     let mut total: u64 = 0;
     let mut operands = 0;
@@ -30,29 +41,23 @@ fn run() -> i32 {
         match duration::parse_nanos(arg) {
             Some(ns) => total = total.saturating_add(ns),
             None => {
-                let arg = core::str::from_utf8(arg).unwrap_or("(not UTF-8)");
-                return fail(&["invalid time interval '", arg, "'"]);
+                crate::say!("sleep: invalid time interval '");
+                wasi::stderr(arg);
+                crate::say!("'\n");
+                return 1;
             }
         }
         operands += 1;
     }
     if operands == 0 {
-        return fail(&["missing operand"]);
+        crate::say!("sleep: missing operand\n");
+        return 1;
     }
-    match wasi::sleep(total) {
-        Ok(()) => 0,
-        Err(msg) => fail(&[msg]),
+    if !wasi::sleep(total) {
+        crate::say!("sleep: the host refused the wait\n");
+        return 1;
     }
-}
-
-/// Writes `sleep: <parts>` and a newline to stderr; the exit code of a failure.
-fn fail(parts: &[&str]) -> i32 {
-    wasi::stderr(b"sleep: ");
-    for part in parts {
-        wasi::stderr(part.as_bytes());
-    }
-    wasi::stderr(b"\n");
-    1
+    0
 }
 
 #[panic_handler]

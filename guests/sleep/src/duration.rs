@@ -1,21 +1,48 @@
 //! coreutils' `sleep` operands: a decimal number of seconds with an optional unit suffix.
 
-/// Nanoseconds per unit suffix.
-const UNITS: [(u8, u64); 4] = [
-    (b's', 1_000_000_000),
-    (b'm', 60_000_000_000),
-    (b'h', 3_600_000_000_000),
-    (b'd', 86_400_000_000_000),
-];
+/// Nanoseconds per second.
+const SECOND: u64 = 1_000_000_000;
+
+/// Nanoseconds per unit of suffix `s`, `m`, `h` or `d`.
+fn unit(suffix: u8) -> Option<u64> {
+    // Tested one by one, not looked up in a table, which would be the module's only data.
+    let seconds = if suffix == b's' {
+        1
+    } else if suffix == b'm' {
+        60
+    } else if suffix == b'h' {
+        3600
+    } else if suffix == b'd' {
+        86_400
+    } else {
+        return None;
+    };
+    Some(core::hint::black_box(seconds) * SECOND)
+}
+
+/// Whether `arg` is `inf` or `infinity`, in any case (compared byte by byte: a string
+/// constant would be the module's only data).
+fn is_infinity(arg: &[u8]) -> bool {
+    let is = |i: usize, c: u8| arg.get(i).is_some_and(|b| b.to_ascii_lowercase() == c);
+    let inf = is(0, b'i') && is(1, b'n') && is(2, b'f');
+    match arg.len() {
+        3 => inf,
+        8 => inf && is(3, b'i') && is(4, b'n') && is(5, b'i') && is(6, b't') && is(7, b'y'),
+        _ => false,
+    }
+}
 
 /// `1`, `0.5`, `.25s`, `2m`, `1.5h`, `1d` as nanoseconds (saturating; digits past the
-/// ninth of the fraction are ignored); `None` for anything else.
+/// ninth of the fraction are ignored), and `inf` or `infinity` (`sleep infinity`, a pod
+/// that waits until it is stopped) as `u64::MAX`; `None` for anything else (no exponents,
+/// signs or hexadecimal, which coreutils reads through `strtod`).
 pub fn parse_nanos(arg: &[u8]) -> Option<u64> {
+    if is_infinity(arg) {
+        return Some(u64::MAX);
+    }
     let (number, unit) = match arg.split_last() {
-        Some((last, rest)) if last.is_ascii_alphabetic() => {
-            (rest, UNITS.iter().find(|(s, _)| s == last)?.1)
-        }
-        _ => (arg, UNITS[0].1),
+        Some((&last, rest)) if last.is_ascii_alphabetic() => (rest, unit(last)?),
+        _ => (arg, SECOND),
     };
     let (whole, fraction) = match number.iter().position(|&b| b == b'.') {
         Some(dot) => (&number[..dot], &number[dot + 1..]),
@@ -66,6 +93,13 @@ mod tests {
             ("0.000000001", Some(1)),
             ("0.0000000019", Some(1)),
             ("99999999999999999999d", Some(u64::MAX)),
+            ("inf", Some(u64::MAX)),
+            ("Infinity", Some(u64::MAX)),
+            ("INF", Some(u64::MAX)),
+            ("infinit", None),
+            ("infinitys", None),
+            ("1e3", None),
+            ("+1", None),
             ("", None),
             (".", None),
             ("s", None),

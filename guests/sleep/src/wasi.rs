@@ -59,22 +59,35 @@ pub fn exit(code: i32) -> ! {
 /// `clockid` `monotonic`.
 const MONOTONIC: u32 = 1;
 
+/// Why the arguments could not be read.
+pub enum ArgsError {
+    /// The host refused them.
+    Unreadable,
+    /// More than the room given for their starts.
+    TooMany,
+    /// Longer in all than the room given for their bytes.
+    TooLong,
+}
+
 /// The command line's arguments, read into `buf` with their starts in `argv`.
 pub fn args<'a>(
     buf: &'a mut [u8],
     argv: &'a mut [*mut u8],
-) -> Result<impl Iterator<Item = &'a [u8]>, &'static str> {
+) -> Result<impl Iterator<Item = &'a [u8]>, ArgsError> {
     let (mut argc, mut size) = (0, 0);
     // SAFETY: both pointers are to locals the call writes one usize each to.
     if unsafe { args_sizes_get(&mut argc, &mut size) } != 0 {
-        return Err("cannot read the arguments");
+        return Err(ArgsError::Unreadable);
     }
-    if argc > argv.len() || size > buf.len() {
-        return Err("too many arguments");
+    if argc > argv.len() {
+        return Err(ArgsError::TooMany);
+    }
+    if size > buf.len() {
+        return Err(ArgsError::TooLong);
     }
     // SAFETY: `args_sizes_get` said how much room the call needs; `argv` and `buf` have it.
     if unsafe { args_get(argv.as_mut_ptr(), buf.as_mut_ptr()) } != 0 {
-        return Err("cannot read the arguments");
+        return Err(ArgsError::Unreadable);
     }
     let base = buf.as_ptr() as usize;
     let buf = &buf[..size];
@@ -86,8 +99,8 @@ pub fn args<'a>(
     }))
 }
 
-/// Waits `nanos` nanoseconds on the monotonic clock.
-pub fn sleep(nanos: u64) -> Result<(), &'static str> {
+/// Waits `nanos` nanoseconds on the monotonic clock; whether the host did.
+pub fn sleep(nanos: u64) -> bool {
     let subscription = Subscription {
         userdata: 0,
         tag: 0,
@@ -101,10 +114,7 @@ pub fn sleep(nanos: u64) -> Result<(), &'static str> {
     let mut n = 0;
     // SAFETY: one subscription in, room for one event out.
     let errno = unsafe { poll_oneoff(&subscription, &mut event, 1, &mut n) };
-    if errno != 0 || (n == 1 && event.error != 0) {
-        return Err("the host refused the wait");
-    }
-    Ok(())
+    errno == 0 && (n == 0 || event.error == 0)
 }
 
 /// Writes `bytes` to stderr; what cannot be written is dropped (there is nowhere to report it).
