@@ -5,7 +5,7 @@ const SECOND: u64 = 1_000_000_000;
 
 /// Nanoseconds per unit of suffix `s`, `m`, `h` or `d`.
 fn unit(suffix: u8) -> Option<u64> {
-    // Tested one by one, not looked up in a table, which would be the module's only data.
+    // Compared one by one, not looked up in a table, which would be the module's only data.
     let seconds = if suffix == b's' {
         1
     } else if suffix == b'm' {

@@ -11,10 +11,10 @@
 //! For 10,000 sleeping pods the std testbed took a third longer in all. Built as a `cdylib`
 //! that exports `_start` itself: a `bin` gets wasi-libc's `_start`, whose thread-pointer
 //! set-up reads and then writes a page of data. Messages go through [`say!`] (see `text`),
-//! the suffixes through tests rather than a table: no data at all.
+//! the suffixes through comparisons rather than a table: no data at all.
 //!
-//! Exit codes: 0 after the wait, 1 for a missing or invalid operand (reported on stderr with
-//! coreutils' wording).
+//! Exit codes: 0 after the wait; 1 for a missing or invalid operand (reported on stderr with
+//! coreutils' wording), a command line too long, or a wait the host refused.
 
 // On its target it has no std; elsewhere (the guests' native unit tests) it is a stub.
 #![cfg_attr(target_os = "wasi", no_std)]
