@@ -188,15 +188,16 @@ mod tests {
         }
     }
 
+    /// A log of container `container` of pod `pod` streamed to a recording writer.
+    fn streamed(pod: &str, container: &str) -> (Writes, Arc<PodLog>) {
+        let out = Writes::default();
+        let stream = LogStream::new(Box::new(out.clone()));
+        (out, PodLog::new(pod, container, 1024, Some(stream)))
+    }
+
     #[test]
     fn streams_whole_lines_with_kubectl_prefix() {
-        let out = Writes::default();
-        let log = PodLog::new(
-            "pi-abcde",
-            "pi",
-            1024,
-            Some(LogStream::new(Box::new(out.clone()))),
-        );
+        let (out, log) = streamed("pi-abcde", "pi");
         log.write(b"3.14");
         log.write(b"15\nsecond");
         log.finish();
@@ -209,13 +210,7 @@ mod tests {
     /// could be cut by one (a queue test once lost a `Done` line glued to a status line).
     #[test]
     fn each_streamed_line_is_one_write() {
-        let out = Writes::default();
-        let log = PodLog::new(
-            "q-abcde",
-            "c",
-            1024,
-            Some(LogStream::new(Box::new(out.clone()))),
-        );
+        let (out, log) = streamed("q-abcde", "c");
         log.write(b"Working on fig\nDone fig\nlast");
         log.finish();
         let writes: Vec<String> = (out.0.lock().unwrap().iter())

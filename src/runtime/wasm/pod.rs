@@ -123,10 +123,11 @@ pub struct PodState {
 }
 
 impl PodState {
-    /// A state with no arguments, environment, files or queues, and a memory limit of `limit`.
-    fn bare(limit: usize) -> Self {
+    /// A state with arguments `args` (argv, the program's name first) and no environment,
+    /// files or queues, and a memory limit of `limit`.
+    fn bare(args: &[impl AsRef<str>], limit: usize) -> Self {
         PodState {
-            wasi: WasiCtxBuilder::new().build_p1(),
+            wasi: WasiCtxBuilder::new().args(args).build_p1(),
             limiter: MemoryLimiter {
                 max: limit,
                 denied: false,
@@ -135,6 +136,9 @@ impl PodState {
         }
     }
 }
+
+/// No arguments, for [`PodState::bare`].
+const NO_ARGS: &[&str] = &[];
 
 /// Caps linear memory and remembers whether it refused growth (→ OOMKilled).
 struct MemoryLimiter {
@@ -509,14 +513,7 @@ pub(super) async fn raw_run(
     argv: &[String],
     limit: usize,
 ) -> bool {
-    let state = PodState {
-        wasi: WasiCtxBuilder::new().args(argv).build_p1(),
-        limiter: MemoryLimiter {
-            max: limit,
-            denied: false,
-        },
-        queue: None,
-    };
+    let state = PodState::bare(argv, limit);
     let Some(slot) = slots.hold().await else {
         return false;
     };
@@ -581,7 +578,7 @@ async fn start_guest(
         let slots = held.slots;
         short.get_or_insert_with(|| Short::count(&slots.0.short));
         // A fresh store for the next look; this one's instance (if any) is given back.
-        let used = std::mem::replace(store, Store::new(engine, PodState::bare(0)));
+        let used = std::mem::replace(store, Store::new(engine, PodState::bare(NO_ARGS, 0)));
         *store = new_store(engine, used.into_data());
         looks += 1;
         if looks <= SHORTAGE_YIELDS {
@@ -775,13 +772,17 @@ mod tests {
         let (runtime, compiled) = trivial_on_pool(dir.path(), 1);
         // Another store holds the only slot, as a store being torn down on another thread
         // may still hold the slot its permit was already handed on for.
-        let mut holder = super::new_store(&runtime.engine, super::PodState::bare(1 << 20));
+        let mut holder = super::new_store(
+            &runtime.engine,
+            super::PodState::bare(super::NO_ARGS, 1 << 20),
+        );
         compiled.pre.instantiate_async(&mut holder).await.unwrap();
         let (engine, pre) = (runtime.engine.clone(), compiled.pre.clone());
         let slots = runtime.slots.clone();
         let run = tokio::spawn(async move {
             let held = slots.hold().await.unwrap();
-            let mut store = super::new_store(&engine, super::PodState::bare(1 << 20));
+            let mut store =
+                super::new_store(&engine, super::PodState::bare(super::NO_ARGS, 1 << 20));
             super::start_guest(&engine, &held, &pre, &mut store, || {}).await
         });
         for _ in 0..10 {
@@ -806,12 +807,7 @@ mod tests {
         .unwrap();
         let compiled = runtime.compile(Path::new(sleep)).unwrap();
         let (engine, pre) = (&runtime.engine, &compiled.pre);
-        let sleeping = || super::PodState {
-            wasi: super::WasiCtxBuilder::new()
-                .args(&["sleep", "20"])
-                .build_p1(),
-            ..super::PodState::bare(64 << 20)
-        };
+        let sleeping = || super::PodState::bare(&["sleep", "20"], 64 << 20);
         // Both slots are taken outside any run: the pool is full.
         let mut outside = Vec::new();
         for _ in 0..2 {
@@ -854,7 +850,8 @@ mod tests {
         // Both slots are taken outside any run; both permits are free.
         let mut outside = Vec::new();
         for _ in 0..2 {
-            let mut store = super::new_store(engine, super::PodState::bare(1 << 20));
+            let mut store =
+                super::new_store(engine, super::PodState::bare(super::NO_ARGS, 1 << 20));
             pre.instantiate_async(&mut store).await.unwrap();
             outside.push(store);
         }
@@ -863,7 +860,8 @@ mod tests {
                 let (engine, pre, slots) = (engine.clone(), pre.clone(), runtime.slots.clone());
                 tokio::spawn(async move {
                     let held = slots.hold().await.unwrap();
-                    let mut store = super::new_store(&engine, super::PodState::bare(1 << 20));
+                    let mut store =
+                        super::new_store(&engine, super::PodState::bare(super::NO_ARGS, 1 << 20));
                     super::start_guest(&engine, &held, &pre, &mut store, || {}).await
                 })
             })
