@@ -39,7 +39,22 @@ impl Default for TokioClock {
 
 impl Clock for TokioClock {
     fn now(&self) -> Timestamp {
-        let elapsed = SignedDuration::try_from(self.mono.elapsed()).unwrap_or(SignedDuration::MAX);
+        let elapsed = self.mono.elapsed();
+        // Seconds and nanoseconds added apart: jiff's checked arithmetic and i128
+        // nanoseconds cost a few hundred instructions, and the host reads the clock several
+        // times per pod. Times before 1970 take the general path.
+        let (s, ns) = (self.wall.as_second(), self.wall.subsec_nanosecond());
+        if s >= 0 && ns >= 0 {
+            let mut ns = ns + elapsed.subsec_nanos() as i32;
+            let mut s = i64::try_from(elapsed.as_secs()).map_or(i64::MAX, |e| s.saturating_add(e));
+            if ns >= 1_000_000_000 {
+                (s, ns) = (s.saturating_add(1), ns - 1_000_000_000);
+            }
+            if let Ok(t) = Timestamp::new(s, ns - ns % 1000) {
+                return t;
+            }
+        }
+        let elapsed = SignedDuration::try_from(elapsed).unwrap_or(SignedDuration::MAX);
         let t = self.wall.saturating_add(elapsed).unwrap_or(self.wall);
         truncate_to_micros(t)
     }
@@ -50,4 +65,30 @@ pub fn truncate_to_micros(t: Timestamp) -> Timestamp {
     let nanos = t.subsec_nanosecond();
     t.checked_sub(SignedDuration::from_nanos(i64::from(nanos % 1000)))
         .unwrap_or(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast path agrees with jiff's arithmetic, across a carry into the next second and
+    /// with sub-microsecond digits on both sides.
+    #[tokio::test(start_paused = true)]
+    async fn now_is_wall_plus_elapsed_truncated_to_micros() {
+        let wall = Timestamp::new(1_700_000_000, 999_999_999).unwrap();
+        let clock = TokioClock::starting_at(wall);
+        assert_eq!(
+            clock.now(),
+            Timestamp::new(1_700_000_000, 999_999_000).unwrap()
+        );
+        for step in [1, 1_999, 123_456_789, 2_000_000_001] {
+            tokio::time::advance(std::time::Duration::from_nanos(step)).await;
+            let elapsed = SignedDuration::try_from(clock.mono.elapsed()).unwrap();
+            let expected = truncate_to_micros(wall.checked_add(elapsed).unwrap());
+            assert_eq!(clock.now(), expected, "after {step} ns more");
+        }
+        // Before 1970 the general path answers.
+        let early = TokioClock::starting_at(Timestamp::new(-10, -500).unwrap());
+        assert_eq!(early.now(), Timestamp::new(-10, 0).unwrap());
+    }
 }

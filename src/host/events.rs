@@ -7,7 +7,7 @@
 //! a burst of 25, is not copied: it would drop a long Job's `Completed`.)
 
 use std::collections::VecDeque;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 
 // One event per pod created keeps these maps hot: hashed with foldhash rather than SipHash
 // (the keys are the host's own, not an attacker's).
@@ -46,7 +46,12 @@ pub(super) struct Group {
 /// The host's event bookkeeping.
 #[derive(Default)]
 pub(super) struct Events {
-    groups: HashMap<GroupKey, Group>,
+    groups: Vec<Group>,
+    /// Where each object's similar events are in `groups`.
+    index: HashMap<GroupKey, usize>,
+    /// The group of the last event: a wide Job records one `SuccessfulCreate` after
+    /// another, and comparing four keys costs less than hashing them.
+    last: Option<(GroupKey, usize)>,
     /// Events changed after they were saved: their index, with the message and count the
     /// state database has for them.
     pub(super) changed: HashMap<usize, (String, i32)>,
@@ -54,6 +59,25 @@ pub(super) struct Events {
     pub(super) saved: usize,
     /// When `changed` was last written (see [`Host::commit`]).
     pub(super) changes_saved: Option<tokio::time::Instant>,
+}
+
+impl Events {
+    /// The group of events like `key`, made if new.
+    fn group(&mut self, key: GroupKey) -> &mut Group {
+        let g = match self.last {
+            Some((last, g)) if last == key => g,
+            _ => {
+                let groups = &mut self.groups;
+                let g = *self.index.entry(key).or_insert_with(|| {
+                    groups.push(Group::default());
+                    groups.len() - 1
+                });
+                self.last = Some((key, g));
+                g
+            }
+        };
+        &mut self.groups[g]
+    }
 }
 
 impl Host {
@@ -68,11 +92,22 @@ impl Host {
         message: String,
         time: Timestamp,
     ) {
-        let group = self
-            .events
-            .groups
-            .entry((kind, index, type_, reason))
-            .or_default();
+        self.event_of(kind, index, type_, reason, &[&message], time);
+    }
+
+    /// [`Host::event`] with the message in parts, joined only if a new event keeps it: a
+    /// message combined into an existing event (a wide Job's `Created pod: …`) is copied
+    /// once, into that event.
+    pub(super) fn event_of(
+        &mut self,
+        kind: &'static str,
+        index: usize,
+        type_: &'static str,
+        reason: &'static str,
+        parts: &[&str],
+        time: Timestamp,
+    ) {
+        let group = self.events.group((kind, index, type_, reason));
         if group
             .last
             .is_none_or(|last| time.duration_since(last) > AGGREGATE_INTERVAL)
@@ -80,16 +115,22 @@ impl Host {
             group.recent.clear();
         }
         group.last = Some(time);
-        let hash = foldhash::fast::FixedState::default().hash_one(&message);
+        let hash = {
+            let mut h = foldhash::fast::FixedState::default().build_hasher();
+            parts.iter().for_each(|p| h.write(p.as_bytes()));
+            h.finish()
+        };
         if !group.recent.contains(&hash) {
             group.recent.push_back(hash);
         }
         let combine = group.recent.len() >= AGGREGATE_MAX_EVENTS;
+        let mut message = None;
         let existing = if combine {
             group.recent.pop_front();
             group.combined
         } else {
-            group.by_message.get(&message).copied()
+            let m: &String = message.insert(parts.concat());
+            group.by_message.get(m).copied()
         };
         if let Some(e) = existing {
             let event = &mut self.store.events[e];
@@ -105,14 +146,13 @@ impl Host {
                 // The combined event's text is rewritten in place, once per pod of a wide Job.
                 event.message.clear();
                 event.message.push_str(COMBINED);
-                event.message.push_str(&message);
+                parts.iter().for_each(|p| event.message.push_str(p));
             }
             return;
         }
-        let message = if combine {
-            format!("{COMBINED}{message}")
-        } else {
-            message
+        let message = match message {
+            Some(m) => m,
+            None => [COMBINED].iter().chain(parts).copied().collect(),
         };
         let e = self.store.events.len();
         if combine {

@@ -1,6 +1,8 @@
 //! The host's Job work: reconciling a Job, creating and starting its pods, terminating
 //! them, and folding the pods' updates into their status.
 
+use rand::rngs::SmallRng;
+
 use super::*;
 
 impl Host {
@@ -185,11 +187,16 @@ impl Host {
     /// (and, once [`Host::load_stored_names`] ran for the Job, in its state database).
     pub(super) fn generate_name(&mut self, prefix: &str) -> String {
         const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-        let mut rng = rand::rng();
+        const N: u64 = ALPHABET.len() as u64;
         loop {
+            // One draw for the five characters: 27^5 suffixes, each as likely.
+            let mut draw = self.rng.random_range(0..N.pow(5));
             let mut name = String::with_capacity(prefix.len() + 5);
             name.push_str(prefix);
-            name.extend((0..5).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char));
+            for _ in 0..5 {
+                name.push(ALPHABET[(draw % N) as usize] as char);
+                draw /= N;
+            }
             if self.names.insert(name_key(&name)) {
                 return name;
             }
@@ -204,7 +211,7 @@ impl Host {
             None => self.jobs[j].template.prefix.clone(),
         };
         let name = self.generate_name(&base);
-        let uid = new_uid();
+        let uid = new_uid(&mut self.rng);
         let job = &self.store.jobs[j];
         let restart_on_failure =
             job.spec.template.spec.restart_policy.as_deref() == Some("OnFailure");
@@ -274,11 +281,12 @@ impl Host {
             unsaved_run: 0,
         });
         self.touch_pod(p);
-        let message = {
-            let name = self.store.pods[p].pod.metadata.name.as_deref();
-            ["Created pod: ", name.unwrap_or_default()].concat()
-        };
-        self.event("Job", j, "Normal", "SuccessfulCreate", message, now);
+        // The name is lent by the pod for the call (which needs the host mutably), not
+        // copied: past the first few, a wide Job's creations are combined into one event.
+        let name = std::mem::take(&mut self.store.pods[p].pod.metadata.name);
+        let parts = ["Created pod: ", name.as_deref().unwrap_or_default()];
+        self.event_of("Job", j, "Normal", "SuccessfulCreate", &parts, now);
+        self.store.pods[p].pod.metadata.name = name;
         self.emit(|h| Change::Pod {
             name: h.pod_name(p),
             status: "Pending".into(),
@@ -416,10 +424,11 @@ pub(super) fn name_key(name: &str) -> u64 {
     foldhash::fast::FixedState::default().hash_one(name)
 }
 
-/// A random (v4) uid in its usual text form, without the formatting machinery that
-/// `to_string` goes through (one per pod; `to_string` of the `&mut str` that `encode_lower`
-/// returns takes that path too, so the text is copied with `String::from`).
-pub(super) fn new_uid() -> String {
+/// A random (v4) uid in its usual text form, from the host's generator (uids need to be
+/// unique, not secret), without the formatting machinery that `to_string` goes through.
+pub(super) fn new_uid(rng: &mut SmallRng) -> String {
+    let bytes = rng.random::<u128>().to_le_bytes();
+    let uuid = uuid::Builder::from_random_bytes(bytes).into_uuid();
     let mut buf = uuid::Uuid::encode_buffer();
-    String::from(&*uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf))
+    String::from(&*uuid.hyphenated().encode_lower(&mut buf))
 }

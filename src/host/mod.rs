@@ -212,6 +212,9 @@ pub struct Host {
     pods: Vec<PodState>,
     /// Pod names in use, by [`jobs::name_key`]: one is added per pod.
     names: foldhash::HashSet<u64>,
+    /// Draws pod names and uids: seeded from the system's generator, then fast (the thread
+    /// generator costs a cryptographic block and a reference count per draw).
+    rng: rand::rngs::SmallRng,
     updates_tx: mpsc::UnboundedSender<PodUpdate>,
     updates_rx: mpsc::UnboundedReceiver<PodUpdate>,
     db: Option<StateDb>,
@@ -261,6 +264,7 @@ impl Host {
             crons: Vec::new(),
             pods: Vec::new(),
             names: Default::default(),
+            rng: rand::make_rng(),
             updates_tx,
             updates_rx,
             db: None,

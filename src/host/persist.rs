@@ -103,6 +103,21 @@ impl Host {
 
     /// Writes what changed since the last commit in one transaction. After a failure the
     /// host stops (terminating its pods); `last` makes the final attempt after that.
+    /// Gives the dirty lists back, emptied, so that a turn per pod does not allocate them
+    /// anew.
+    fn keep_dirty_lists(&mut self, jobs: Vec<usize>, crons: Vec<usize>, pods: Vec<usize>) {
+        for (list, mut taken) in [
+            (&mut self.dirty_jobs, jobs),
+            (&mut self.dirty_crons, crons),
+            (&mut self.dirty_pods, pods),
+        ] {
+            if list.is_empty() {
+                taken.clear();
+                *list = taken;
+            }
+        }
+    }
+
     pub(super) fn commit(&mut self, last: bool) {
         let dirty_jobs = std::mem::take(&mut self.dirty_jobs);
         let dirty_crons = std::mem::take(&mut self.dirty_crons);
@@ -123,6 +138,7 @@ impl Host {
             let outbox = std::mem::take(&mut self.outbox);
             self.settle_external(outbox);
             self.settled.clear();
+            self.keep_dirty_lists(dirty_jobs, dirty_crons, dirty_pods);
             return;
         };
         if self.store_error.is_some() && !last {
@@ -211,6 +227,7 @@ impl Host {
         self.events.saved = self.store.events.len();
         let committed = db.commit(&batch);
         drop(batch);
+        self.keep_dirty_lists(dirty_jobs, dirty_crons, dirty_pods);
         match committed {
             Ok(()) => self.settle_external(outbox),
             Err(e) => {

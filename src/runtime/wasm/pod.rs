@@ -355,7 +355,9 @@ impl PreparedPod for PreparedWasm {
         } else {
             None
         };
-        let mut preopens = Vec::with_capacity(self.mounts.len() + 1);
+        // Empty (no allocation) for a pod without volumes, as most are.
+        let mut preopens =
+            Vec::with_capacity(self.mounts.len() + usize::from(self.working_dir.is_some()));
         for m in &self.mounts {
             let host = match (&m.source, &tmp) {
                 (Source::Host { path, create }, _) => {
