@@ -54,6 +54,10 @@ pub struct Row {
     pub raw: Duration,
     /// Wall time of the Job, in memory.
     pub job: Duration,
+    /// The process's CPU time (all threads) during the raw loop and during the in-memory
+    /// Job: their ratio is the cost per pod, which a shared machine's other load disturbs
+    /// less than wall time (but which does not see a core left idle).
+    pub cpu: (Duration, Duration),
     /// Wall time of the Job with the state database, if measured.
     pub job_state: Option<Duration>,
     /// Pod start latency percentiles (in-memory Job): p50, p99.
@@ -90,10 +94,13 @@ pub async fn run(runtime: Arc<WasmRuntime>, config: &BenchConfig) -> Result<Vec<
             .collect();
         let mut row: Option<Row> = None;
         for _ in 0..config.repeat.max(1) {
+            let cpu0 = process_cpu();
             let (raw, raw_failed) = runtime
                 .raw_loop(&module, &argv, config.completions, p)
                 .await?;
+            let raw_cpu = process_cpu().saturating_sub(cpu0);
             let job = run_job(&runtime, dir.path(), &module, config, p, false).await?;
+            let cpu = (raw_cpu, job.cpu);
             let state = if config.with_state {
                 Some(run_job(&runtime, dir.path(), &module, config, p, true).await?)
             } else {
@@ -104,6 +111,7 @@ pub async fn run(runtime: Arc<WasmRuntime>, config: &BenchConfig) -> Result<Vec<
                 parallelism: p,
                 raw,
                 job: job.wall,
+                cpu,
                 job_state: state.as_ref().map(|s| s.wall),
                 start: job.start,
                 failed: raw_failed + job.failed + state_failed,
@@ -115,6 +123,7 @@ pub async fn run(runtime: Arc<WasmRuntime>, config: &BenchConfig) -> Result<Vec<
                     parallelism: p,
                     raw: best.raw.min(round.raw),
                     job: best.job.min(round.job),
+                    cpu: (best.cpu.0.min(round.cpu.0), best.cpu.1.min(round.cpu.1)),
                     job_state: best.job_state.zip(round.job_state).map(|(a, b)| a.min(b)),
                     start: if round.job < best.job {
                         round.start
@@ -131,9 +140,20 @@ pub async fn run(runtime: Arc<WasmRuntime>, config: &BenchConfig) -> Result<Vec<
     Ok(rows)
 }
 
+/// CPU time this process has used so far, all threads together.
+fn process_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
+}
+
 /// What one Job run measured.
 struct JobRun {
     wall: Duration,
+    /// The process's CPU time meanwhile.
+    cpu: Duration,
     /// Start latency p50, p99.
     start: (Duration, Duration),
     /// Pods that did not succeed.
@@ -185,14 +205,14 @@ async fn run_job(
     let submissions = host
         .prepare(jobs)
         .map_err(|r| format!("the bench Job was refused: {r:?}"))?;
-    let t0 = std::time::Instant::now();
+    let (t0, cpu0) = (std::time::Instant::now(), process_cpu());
     host.submit(submissions);
     let (host, result) = host
         .spawn(std::future::pending(), |_| {})
         .await
         .map_err(|e| e.to_string())?;
     result.map_err(|e| e.to_string())?;
-    let wall = t0.elapsed();
+    let (wall, cpu) = (t0.elapsed(), process_cpu().saturating_sub(cpu0));
     let mut latencies: Vec<Duration> = host
         .store()
         .pods
@@ -239,6 +259,7 @@ async fn run_job(
     let (failed, failure) = (failures.len(), first);
     Ok(JobRun {
         wall,
+        cpu,
         start: (pct(0.5), pct(0.99)),
         failed,
         failure,

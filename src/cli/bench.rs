@@ -95,7 +95,7 @@ pub fn bench(args: BenchArgs) -> Outcome {
         config.completions, config.repeat
     );
     let mut out = String::from(
-        "PARALLELISM\tRAW PODS/S\tJOB PODS/S\tJOB/RAW\tSTATE PODS/S\tSTATE/RAW\tSTART P50\tSTART P99\n",
+        "PARALLELISM\tRAW PODS/S\tJOB PODS/S\tJOB/RAW\tBY CPU\tSTATE PODS/S\tSTATE/RAW\tSTART P50\tSTART P99\n",
     );
     let n = config.completions;
     for r in &rows {
@@ -106,9 +106,11 @@ pub fn bench(args: BenchArgs) -> Outcome {
             (format!("{s:.0}"), format!("{:.2}", s / raw))
         });
         out.push_str(&format!(
-            "{}\t{raw:.0}\t{job:.0}\t{:.2}\t{state}\t{state_ratio}\t{:?}\t{:?}\n",
+            "{}\t{raw:.0}\t{job:.0}\t{:.2}\t{:.2}\t{state}\t{state_ratio}\t{:?}\t{:?}\n",
             r.parallelism,
             job / raw,
+            // Raw CPU per pod over the Job's: the cost ratio, whatever the neighbours do.
+            r.cpu.0.as_secs_f64() / r.cpu.1.as_secs_f64().max(1e-9),
             r.start.0,
             r.start.1,
         ));

@@ -435,7 +435,7 @@ fn bench_measures_jobs_beside_the_raw_loop() {
         out.stdout
     );
     assert!(
-        lines[1].starts_with("PARALLELISM  RAW PODS/S  JOB PODS/S  JOB/RAW"),
+        lines[1].starts_with("PARALLELISM  RAW PODS/S  JOB PODS/S  JOB/RAW  BY CPU  STATE PODS/S"),
         "{}",
         out.stdout
     );
@@ -444,7 +444,9 @@ fn bench_measures_jobs_beside_the_raw_loop() {
         let cells: Vec<&str> = row.split_whitespace().collect();
         let ratio: f64 = cells[3].parse().unwrap();
         assert!(ratio > 0.0, "{row}");
-        assert!(cells[4].parse::<f64>().unwrap() > 0.0, "with state: {row}");
+        let by_cpu: f64 = cells[4].parse().unwrap();
+        assert!(by_cpu > 0.0, "{row}");
+        assert!(cells[5].parse::<f64>().unwrap() > 0.0, "with state: {row}");
     }
     // A module that fails is reported, not measured as a success.
     let out = wasmjob(
