@@ -1,7 +1,7 @@
 //! The kubelet's part: runs one pod's container, restarts it in place under restartPolicy
 //! OnFailure with CrashLoopBackOff-style delays, and reports each change to the host.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot};
@@ -151,16 +151,13 @@ async fn run_one(
         // Pending). The start is reported once the run first waits; a run that ends (or is
         // stopped) before it ever waited reports its start with its end, in one update, so
         // that a trivial pod costs the host one turn, not two. Every run keeps its log.
-        let started: Arc<OnceLock<Timestamp>> = Arc::default();
         let on_start = {
-            let (started, clock) = (started.clone(), clock.clone());
-            Box::new(move || {
-                let _ = started.set(clock.now());
-            })
+            let (log, clock) = (log.clone(), clock.clone());
+            Box::new(move || log.mark_started(clock.now()))
         };
         let mut reported = false;
         let report_start = |reported: &mut bool| {
-            if let Some(&at) = started.get().filter(|_| !*reported) {
+            if let Some(at) = log.started().filter(|_| !*reported) {
                 *reported = true;
                 let log = log.clone();
                 reporter.report(PodUpdate::Started { pod, at, log }, false);
@@ -170,7 +167,7 @@ async fn run_one(
             let update = PodUpdate::Finished {
                 pod,
                 exit,
-                started: Some(started.get().copied().unwrap_or(at)),
+                started: Some(log.started().unwrap_or(at)),
                 at,
                 log: (!reported).then(|| log.clone()),
             };
@@ -210,7 +207,8 @@ async fn run_one(
         if exit.success() || !run.restart_on_failure {
             return finish(exit, at, reported);
         }
-        let t0 = *started.get_or_init(|| at);
+        log.mark_started(at);
+        let t0 = log.started().unwrap_or(at);
         report_start(&mut reported);
         restarts += 1;
         reporter.report(

@@ -40,6 +40,9 @@ pub struct PodLog {
     prefix: String,
     stream: Option<Arc<LogStream>>,
     inner: Mutex<Inner>,
+    /// When the run's guest started, once it has (the kubelet's note, kept with the run's
+    /// other per-run state rather than in an allocation of its own).
+    started: std::sync::OnceLock<jiff::Timestamp>,
 }
 
 #[derive(Default)]
@@ -74,7 +77,18 @@ impl PodLog {
             prefix,
             stream,
             inner: Mutex::default(),
+            started: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Notes that the run started at `at` (the first note stands).
+    pub fn mark_started(&self, at: jiff::Timestamp) {
+        let _ = self.started.set(at);
+    }
+
+    /// When the run started, if it has.
+    pub fn started(&self) -> Option<jiff::Timestamp> {
+        self.started.get().copied()
     }
 
     /// Appends output; bytes past the cap are counted and dropped, never refused, so a
