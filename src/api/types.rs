@@ -26,12 +26,12 @@ pub struct ObjectMeta {
     /// Object name, unique per kind and namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// Prefix for a generated name.
+    /// Prefix for a generated name (shared by a Job's pods).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub generate_name: Option<String>,
-    /// Namespace; `default` when unset.
+    pub generate_name: Option<Arc<str>>,
+    /// Namespace; `default` when unset (shared by a Job's pods).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
+    pub namespace: Option<Arc<str>>,
     /// Unique id assigned at creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<String>,

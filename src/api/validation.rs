@@ -85,7 +85,7 @@ pub(crate) fn validate_meta(meta: &ObjectMeta, path: &Path, allow: &[&str], errs
     {
         errs.push(FieldError::invalid(
             &path.child("namespace"),
-            ns.as_str(),
+            &**ns,
             DNS1123_LABEL_MSG,
         ));
     }

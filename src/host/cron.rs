@@ -351,7 +351,12 @@ impl Host {
                 api_version: "batch/v1".into(),
                 kind: "Job".into(),
                 name: new.name.clone(),
-                namespace: job.metadata.namespace.clone().unwrap_or_default(),
+                namespace: job
+                    .metadata
+                    .namespace
+                    .as_deref()
+                    .unwrap_or_default()
+                    .to_string(),
                 uid: job_uid,
             };
             let prepared = self.crons[c].prepared.clone();

@@ -170,7 +170,7 @@ impl Host {
             reason: reason.into(),
             message,
             kind: kind.into(),
-            namespace: meta.namespace.clone().unwrap_or_default(),
+            namespace: meta.namespace.as_deref().unwrap_or_default().to_string(),
             name: meta.name.clone().unwrap_or_default(),
             uid: meta.uid.clone().unwrap_or_default(),
             source: source.into(),

@@ -207,7 +207,7 @@ impl Host {
         self.load_stored_names(j);
         // Indexed pods are `<job>-<index>-<random>`.
         let base = match index {
-            Some(i) => pods::name_prefix(&format!("{}-{i}", self.store.jobs[j].name())),
+            Some(i) => pods::name_prefix(&format!("{}-{i}", self.store.jobs[j].name())).into(),
             None => self.jobs[j].template.prefix.clone(),
         };
         let name = self.generate_name(&base);

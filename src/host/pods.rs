@@ -41,7 +41,7 @@ pub fn name_prefix(stem: &str) -> String {
 /// What all pods of a Job have in common, built once per Job.
 pub struct PodTemplate {
     /// `generateName` (but an Indexed Job's pods name their index too).
-    pub prefix: String,
+    pub prefix: Arc<str>,
     /// `ownerReferences`: the Job, as [`owner_reference`] names it.
     pub owners: Arc<Vec<OwnerReference>>,
     /// The container's status while the pod is Pending.
@@ -55,7 +55,7 @@ impl PodTemplate {
             .map(|c| (c.name.as_str().into(), c.image.as_str().into()))
             .unwrap_or_default();
         PodTemplate {
-            prefix: name_prefix(job.name()),
+            prefix: name_prefix(job.name()).into(),
             owners: Arc::new(vec![owner_reference(job)]),
             container: ContainerStatus {
                 name,
@@ -81,7 +81,7 @@ impl PodTemplate {
 pub fn new_pod(
     job: &Job,
     template: &PodTemplate,
-    generate_name: String,
+    generate_name: Arc<str>,
     name: String,
     uid: String,
     now: Timestamp,

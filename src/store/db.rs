@@ -1226,7 +1226,7 @@ struct Put<'a> {
     expires: Option<i64>,
 }
 
-fn namespace(ns: &Option<String>) -> &str {
+fn namespace(ns: &Option<Arc<str>>) -> &str {
     ns.as_deref().unwrap_or("default")
 }
 
