@@ -134,7 +134,8 @@ impl Host {
         };
         if let Some(e) = existing {
             let event = &mut self.store.events[e];
-            if e < self.events.saved {
+            // Only a state database needs to know what changed since it was written.
+            if e < self.events.saved && self.db.is_some() {
                 self.events
                     .changed
                     .entry(e)
