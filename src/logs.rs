@@ -142,6 +142,12 @@ impl PodLog {
         )
     }
 
+    /// Whether the log holds nothing: no output, nothing dropped.
+    pub fn is_blank(&self) -> bool {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        g.data.is_empty() && g.dropped == 0
+    }
+
     /// Output not yet handed to the state store (and, once the run has ended, the truncation
     /// notice); each byte is handed over once.
     pub fn take_unsaved(&self) -> Vec<u8> {

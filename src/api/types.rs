@@ -620,9 +620,14 @@ pub struct PodStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Timestamp>,
     /// The container's state.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub container_statuses: Vec<ContainerStatus>,
+    #[serde(default, skip_serializing_if = "<[ContainerStatus]>::is_empty")]
+    pub container_statuses: ContainerStatuses,
 }
+
+/// A pod's container statuses: one, kept inside the Pod rather than in an allocation of
+/// its own (a wide Job keeps thousands of finished pods, and each allocation a finished pod
+/// keeps is fresh memory its successor's run pays for in cache misses).
+pub type ContainerStatuses = smallvec::SmallVec<[ContainerStatus; 1]>;
 
 /// A pod condition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -120,7 +120,7 @@ pub(crate) mod tests {
                         message: String::new(),
                     })
                     .collect(),
-                container_statuses: vec![ContainerStatus {
+                container_statuses: smallvec::smallvec![ContainerStatus {
                     name: "main".into(),
                     state: ContainerState {
                         terminated: Some(ContainerStateTerminated {

@@ -212,6 +212,8 @@ pub struct Host {
     pods: Vec<PodState>,
     /// Pod names in use, by [`jobs::name_key`]: one is added per pod.
     names: foldhash::HashSet<u64>,
+    /// The log of every finished run that wrote nothing.
+    blank_log: Arc<crate::logs::PodLog>,
     /// Draws pod names and uids: seeded from the system's generator, then fast (the thread
     /// generator costs a cryptographic block and a reference count per draw).
     rng: rand::rngs::SmallRng,
@@ -265,6 +267,7 @@ impl Host {
             pods: Vec::new(),
             names: Default::default(),
             rng: rand::make_rng(),
+            blank_log: crate::logs::PodLog::new("", "", 0, None),
             updates_tx,
             updates_rx,
             db: None,
@@ -476,7 +479,7 @@ impl Host {
             self.store.pods.push(Box::new(PodEntry {
                 pod,
                 job: j,
-                logs: Vec::new(),
+                logs: Default::default(),
             }));
             self.pods.push(PodState {
                 kill: None,

@@ -105,7 +105,7 @@ pub fn new_pod(
         spec: tmpl.spec.clone(),
         status: PodStatus {
             phase: "Pending".into(),
-            container_statuses: vec![template.container.clone()],
+            container_statuses: smallvec::smallvec![template.container.clone()],
             ..Default::default()
         },
     }

@@ -46,8 +46,8 @@ pub struct PodEntry {
     pub pod: Pod,
     /// Index of the owning Job in [`Store::jobs`].
     pub job: usize,
-    /// Logs of each container run, oldest first.
-    pub logs: Vec<Arc<PodLog>>,
+    /// Logs of each container run, oldest first (the first kept inline: most pods run once).
+    pub logs: smallvec::SmallVec<[Arc<PodLog>; 1]>,
 }
 
 /// Every object of a run.

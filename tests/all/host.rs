@@ -256,6 +256,27 @@ async fn a_run_that_never_waits_reports_its_start_with_its_end() {
     assert_eq!(secs(store.jobs[0].status.completion_time), 0.005);
 }
 
+/// Runs that wrote nothing share the host's one blank log (a wide Job of quiet pods keeps
+/// no log allocation per pod); a run that wrote keeps its own.
+#[tokio::test(start_paused = true)]
+async fn quiet_runs_share_one_blank_log() {
+    let store = run(&job("  completions: 3", "Never", &["exit", "0"])).await;
+    let logs: Vec<_> = store.pods.iter().map(|e| &e.logs[..]).collect();
+    assert!(
+        logs.iter()
+            .all(|l| l.len() == 1 && l[0].contents().is_empty())
+    );
+    assert!(std::sync::Arc::ptr_eq(&logs[0][0], &logs[1][0]));
+    assert!(std::sync::Arc::ptr_eq(&logs[1][0], &logs[2][0]));
+
+    let store = run(&job("  completions: 2", "Never", &["echo", "hi"])).await;
+    assert!(!std::sync::Arc::ptr_eq(
+        &store.pods[0].logs[0],
+        &store.pods[1].logs[0]
+    ));
+    assert_eq!(store.pods[1].logs[0].contents(), b"hi\n");
+}
+
 /// A run dropped mid-way leaves its pods running; their updates wake the next run of the
 /// same host, which finishes the Job.
 #[tokio::test(start_paused = true)]
