@@ -43,6 +43,30 @@ pub(super) struct Group {
     combined: Option<usize>,
 }
 
+/// An event's message: whole, or in parts that are joined only if an event keeps them.
+pub(super) enum Message<'a> {
+    /// The message.
+    Whole(String),
+    /// The message's parts, in order.
+    Parts(&'a [&'a str]),
+}
+
+impl Message<'_> {
+    fn for_each(&self, mut f: impl FnMut(&str)) {
+        match self {
+            Message::Whole(s) => f(s),
+            Message::Parts(parts) => parts.iter().for_each(|p| f(p)),
+        }
+    }
+
+    fn into_string(self) -> String {
+        match self {
+            Message::Whole(s) => s,
+            Message::Parts(parts) => parts.concat(),
+        }
+    }
+}
+
 /// The host's event bookkeeping.
 #[derive(Default)]
 pub(super) struct Events {
@@ -92,19 +116,19 @@ impl Host {
         message: String,
         time: Timestamp,
     ) {
-        self.event_of(kind, index, type_, reason, &[&message], time);
+        self.event_of(kind, index, type_, reason, Message::Whole(message), time);
     }
 
-    /// [`Host::event`] with the message in parts, joined only if a new event keeps it: a
-    /// message combined into an existing event (a wide Job's `Created pod: …`) is copied
-    /// once, into that event.
+    /// [`Host::event`] with the message whole or in parts, joined only if a new event keeps
+    /// it: a message combined into an existing event (a wide Job's `Created pod: …`) is
+    /// copied once, into that event.
     pub(super) fn event_of(
         &mut self,
         kind: &'static str,
         index: usize,
         type_: &'static str,
         reason: &'static str,
-        parts: &[&str],
+        message: Message<'_>,
         time: Timestamp,
     ) {
         let group = self.events.group((kind, index, type_, reason));
@@ -117,20 +141,19 @@ impl Host {
         group.last = Some(time);
         let hash = {
             let mut h = foldhash::fast::FixedState::default().build_hasher();
-            parts.iter().for_each(|p| h.write(p.as_bytes()));
+            message.for_each(|p| h.write(p.as_bytes()));
             h.finish()
         };
         if !group.recent.contains(&hash) {
             group.recent.push_back(hash);
         }
         let combine = group.recent.len() >= AGGREGATE_MAX_EVENTS;
-        let mut message = None;
-        let existing = if combine {
+        let (existing, message) = if combine {
             group.recent.pop_front();
-            group.combined
+            (group.combined, message)
         } else {
-            let m: &String = message.insert(parts.concat());
-            group.by_message.get(m).copied()
+            let whole = message.into_string();
+            (group.by_message.get(&whole).copied(), Message::Whole(whole))
         };
         if let Some(e) = existing {
             let event = &mut self.store.events[e];
@@ -147,13 +170,17 @@ impl Host {
                 // The combined event's text is rewritten in place, once per pod of a wide Job.
                 event.message.clear();
                 event.message.push_str(COMBINED);
-                parts.iter().for_each(|p| event.message.push_str(p));
+                message.for_each(|p| event.message.push_str(p));
             }
             return;
         }
-        let message = match message {
-            Some(m) => m,
-            None => [COMBINED].iter().chain(parts).copied().collect(),
+        let message = match combine {
+            true => {
+                let mut m = String::from(COMBINED);
+                message.for_each(|p| m.push_str(p));
+                m
+            }
+            false => message.into_string(),
         };
         let e = self.store.events.len();
         if combine {

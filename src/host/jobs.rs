@@ -285,7 +285,8 @@ impl Host {
         // copied: past the first few, a wide Job's creations are combined into one event.
         let name = std::mem::take(&mut self.store.pods[p].pod.metadata.name);
         let parts = ["Created pod: ", name.as_deref().unwrap_or_default()];
-        self.event_of("Job", j, "Normal", "SuccessfulCreate", &parts, now);
+        let message = events::Message::Parts(&parts);
+        self.event_of("Job", j, "Normal", "SuccessfulCreate", message, now);
         self.store.pods[p].pod.metadata.name = name;
         self.emit(|h| Change::Pod {
             name: h.pod_name(p),
@@ -399,6 +400,9 @@ impl Host {
                 pods::finished(&mut self.store.pods[p].pod, &exit, started, at);
                 // A last run that wrote nothing keeps the host's one blank log rather than
                 // its own: a wide Job of quiet pods keeps one allocation fewer per pod.
+                // Nothing writes to a run's log once it has finished (its output, the
+                // kubelet's notes and `finish` all come before this update), so no pod's
+                // output can land in the shared log.
                 if let Some(log) = self.store.pods[p].logs.last_mut()
                     && log.is_blank()
                 {

@@ -101,8 +101,6 @@ impl Host {
                 || !self.settled.is_empty())
     }
 
-    /// Writes what changed since the last commit in one transaction. After a failure the
-    /// host stops (terminating its pods); `last` makes the final attempt after that.
     /// Gives the dirty lists back, emptied, so that a turn per pod does not allocate them
     /// anew.
     fn keep_dirty_lists(&mut self, jobs: Vec<usize>, crons: Vec<usize>, pods: Vec<usize>) {
@@ -118,6 +116,8 @@ impl Host {
         }
     }
 
+    /// Writes what changed since the last commit in one transaction. After a failure the
+    /// host stops (terminating its pods); `last` makes the final attempt after that.
     pub(super) fn commit(&mut self, last: bool) {
         let dirty_jobs = std::mem::take(&mut self.dirty_jobs);
         let dirty_crons = std::mem::take(&mut self.dirty_crons);
