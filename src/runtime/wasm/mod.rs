@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, InstancePre, Linker, Module,
+    Config, Engine, ExternType, InstanceAllocationStrategy, Linker, Module,
     PoolingAllocationConfig, WasmBacktraceDetails,
 };
 
@@ -84,7 +84,7 @@ impl Default for WasmOptions {
 
 /// A compiled module and its pre-linked WASI imports.
 struct Compiled {
-    pre: InstancePre<PodState>,
+    guest: pod::Guest,
     image_id: Arc<str>,
 }
 
@@ -187,8 +187,14 @@ impl WasmRuntime {
             None => Module::from_binary(&self.engine, &bytes),
         }
         .map_err(|e| format!("not a valid WebAssembly module: {}", e.root_cause()))?;
-        if module.get_export("_start").is_none() {
-            return Err("not a WASI command module: it exports no _start function".into());
+        let start = module.get_export_index("_start");
+        match (module.get_export("_start"), &start) {
+            (Some(ExternType::Func(f)), Some(_))
+                if f.params().len() == 0 && f.results().len() == 0 => {}
+            (Some(ExternType::Func(_)), _) => {
+                return Err("not a WASI command module: its _start takes or returns values".into());
+            }
+            _ => return Err("not a WASI command module: it exports no _start function".into()),
         }
         let mut linker: Linker<PodState> = Linker::new(&self.engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut PodState| &mut s.wasi)
@@ -215,7 +221,10 @@ impl WasmRuntime {
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         let image_id = format!("sha256:{hex}");
         let compiled = Arc::new(Compiled {
-            pre,
+            guest: pod::Guest {
+                pre,
+                start: start.expect("_start was found above"),
+            },
             image_id: image_id.into(),
         });
         self.modules
@@ -245,14 +254,14 @@ impl WasmRuntime {
         let t0 = std::time::Instant::now();
         let workers: Vec<_> = (0..concurrency.clamp(1, n.max(1)))
             .map(|_| {
-                let (engine, pre) = (self.engine.clone(), compiled.pre.clone());
+                let (engine, guest) = (self.engine.clone(), compiled.guest.clone());
                 let slots = self.slots.clone();
                 let (next, failures) = (next.clone(), failures.clone());
                 let argv = argv.to_vec();
                 tokio::spawn(async move {
                     use std::sync::atomic::Ordering::Relaxed;
                     while next.fetch_add(1, Relaxed) < n {
-                        if !pod::raw_run(&engine, &slots, &pre, &argv, limit).await {
+                        if !pod::raw_run(&engine, &slots, &guest, &argv, limit).await {
                             failures.fetch_add(1, Relaxed);
                         }
                     }
@@ -289,7 +298,7 @@ impl PodRuntime for WasmRuntime {
         let prepared = PreparedWasm::new(
             self.engine.clone(),
             self.slots.clone(),
-            compiled.pre.clone(),
+            compiled.guest.clone(),
             compiled.image_id.clone(),
             job,
             base_dir,

@@ -8,7 +8,8 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use tempfile::TempDir;
 use wasmtime::{
-    Engine, InstancePre, PoolConcurrencyLimitError, ResourceLimiter, Store, Trap, WasmBacktrace,
+    Engine, Extern, InstancePre, ModuleExport, PoolConcurrencyLimitError, ResourceLimiter, Store,
+    Trap, TypedFunc, WasmBacktrace,
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
@@ -224,12 +225,20 @@ pub struct PreparedWasm {
     working_dir: Option<String>,
 }
 
+/// A module ready to run: linked, and its `_start` (checked at compile time to take and
+/// return nothing) found once rather than by name in every instance.
+#[derive(Clone)]
+pub(super) struct Guest {
+    pub(super) pre: InstancePre<PodState>,
+    pub(super) start: ModuleExport,
+}
+
 /// What every sandbox of a Job shares, behind one reference count: a pod's sandbox and run
 /// take one count, not one per part (the counts are touched by both cores at once).
 struct Common {
     engine: Engine,
     slots: Slots,
-    pre: InstancePre<PodState>,
+    guest: Guest,
     argv: Box<[String]>,
     memory_limit: usize,
 }
@@ -238,7 +247,7 @@ impl PreparedWasm {
     pub(super) fn new(
         engine: Engine,
         slots: Slots,
-        pre: InstancePre<PodState>,
+        guest: Guest,
         image_id: Arc<str>,
         job: &Job,
         base_dir: &Path,
@@ -323,7 +332,7 @@ impl PreparedWasm {
             common: Arc::new(Common {
                 engine,
                 slots,
-                pre,
+                guest,
                 argv,
                 memory_limit,
             }),
@@ -490,7 +499,8 @@ impl Sandbox for WasmSandbox {
             // Declared after the slot, so that a run stopped mid-way (its future dropped)
             // drops the store first too.
             let mut store = store;
-            let result = start_guest(&common.engine, &slot, &common.pre, &mut store, started).await;
+            let result =
+                start_guest(&common.engine, &slot, &common.guest, &mut store, started).await;
             let exit = classify(result, store.data().limiter.denied, common.memory_limit);
             // The store gives its instance back to the pool before the slot is released:
             // a captured store would only be dropped with this future, after the permit,
@@ -511,7 +521,7 @@ impl Sandbox for WasmSandbox {
 pub(super) async fn raw_run(
     engine: &Engine,
     slots: &Slots,
-    pre: &InstancePre<PodState>,
+    guest: &Guest,
     argv: &[String],
     limit: usize,
 ) -> bool {
@@ -520,7 +530,7 @@ pub(super) async fn raw_run(
         return false;
     };
     let mut store = new_store(engine, state);
-    let result = start_guest(engine, &slot, pre, &mut store, || {}).await;
+    let result = start_guest(engine, &slot, guest, &mut store, || {}).await;
     drop(store);
     drop(slot);
     matches!(classify(result, false, limit), PodExit::Exited(0))
@@ -554,18 +564,24 @@ fn new_store(engine: &Engine, state: PodState) -> Store<PodState> {
 async fn start_guest(
     engine: &Engine,
     held: &Held<'_>,
-    pre: &InstancePre<PodState>,
+    guest: &Guest,
     store: &mut Store<PodState>,
     on_start: impl FnOnce(),
 ) -> wasmtime::Result<()> {
     let mut on_start = Some(on_start);
     let (mut looks, mut alone, mut short) = (0u32, 0u32, None);
     loop {
-        let e = match pre.instantiate_async(&mut *store).await {
+        let e = match guest.pre.instantiate_async(&mut *store).await {
             Ok(instance) => {
                 // No longer short: the run holds an instance now.
                 short = None;
-                let start = instance.get_typed_func::<(), ()>(&mut *store, "_start")?;
+                let start = instance
+                    .get_module_export(&mut *store, &guest.start)
+                    .and_then(Extern::into_func)
+                    .ok_or_else(|| wasmtime::Error::msg("the module's _start is gone"))?;
+                // SAFETY: the module's `_start` was checked, when it was compiled, to be a
+                // function of no parameters and no results.
+                let start = unsafe { TypedFunc::<(), ()>::new_unchecked(&*store, start) };
                 if let Some(on_start) = on_start.take() {
                     on_start();
                 }
@@ -751,6 +767,43 @@ mod tests {
         );
     }
 
+    /// A module runs only if it exports `_start` as a function of no parameters and no
+    /// results: found once when it is compiled, `_start` is called unchecked in every pod.
+    #[test]
+    fn a_module_needs_a_start_that_takes_and_returns_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = WasmRuntime::new(WasmOptions {
+            pool: 1,
+            ..WasmOptions::default()
+        })
+        .unwrap();
+        let trivial = crate::bench::TRIVIAL_MODULE;
+        let compile = |name: &str, bytes: &[u8]| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bytes).unwrap();
+            runtime.compile(&path).map(|_| ())
+        };
+        assert_eq!(compile("ok.wasm", trivial), Ok(()));
+        // The same module with its export renamed `_begin`.
+        let pos = trivial.windows(6).position(|w| w == b"_start").unwrap();
+        let mut renamed = trivial.to_vec();
+        renamed[pos..pos + 6].copy_from_slice(b"_begin");
+        assert_eq!(
+            compile("none.wasm", &renamed),
+            Err("not a WASI command module: it exports no _start function".into())
+        );
+        // The same module with `_start` taking an i32: type `(i32) -> ()`.
+        let old_type: &[u8] = &[0x01, 0x04, 0x01, 0x60, 0x00, 0x00];
+        let pos = trivial.windows(6).position(|w| w == old_type).unwrap();
+        let mut typed = trivial[..pos].to_vec();
+        typed.extend_from_slice(&[0x01, 0x05, 0x01, 0x60, 0x01, 0x7f, 0x00]);
+        typed.extend_from_slice(&trivial[pos + 6..]);
+        assert_eq!(
+            compile("param.wasm", &typed),
+            Err("not a WASI command module: its _start takes or returns values".into())
+        );
+    }
+
     /// The trivial module, and a runtime with `slots` instance slots that has compiled it.
     fn trivial_on_pool(dir: &Path, slots: u32) -> (WasmRuntime, Arc<super::super::Compiled>) {
         let path = dir.join("t.wasm");
@@ -778,14 +831,19 @@ mod tests {
             &runtime.engine,
             super::PodState::bare(super::NO_ARGS, 1 << 20),
         );
-        compiled.pre.instantiate_async(&mut holder).await.unwrap();
-        let (engine, pre) = (runtime.engine.clone(), compiled.pre.clone());
+        compiled
+            .guest
+            .pre
+            .instantiate_async(&mut holder)
+            .await
+            .unwrap();
+        let (engine, guest) = (runtime.engine.clone(), compiled.guest.clone());
         let slots = runtime.slots.clone();
         let run = tokio::spawn(async move {
             let held = slots.hold().await.unwrap();
             let mut store =
                 super::new_store(&engine, super::PodState::bare(super::NO_ARGS, 1 << 20));
-            super::start_guest(&engine, &held, &pre, &mut store, || {}).await
+            super::start_guest(&engine, &held, &guest, &mut store, || {}).await
         });
         for _ in 0..10 {
             tokio::task::yield_now().await;
@@ -808,23 +866,23 @@ mod tests {
         })
         .unwrap();
         let compiled = runtime.compile(Path::new(sleep)).unwrap();
-        let (engine, pre) = (&runtime.engine, &compiled.pre);
+        let (engine, guest) = (&runtime.engine, &compiled.guest);
         let sleeping = || super::PodState::bare(&["sleep", "20"], 64 << 20);
         // Both slots are taken outside any run: the pool is full.
         let mut outside = Vec::new();
         for _ in 0..2 {
             let mut store = super::new_store(engine, sleeping());
-            pre.instantiate_async(&mut store).await.unwrap();
+            guest.pre.instantiate_async(&mut store).await.unwrap();
             outside.push(store);
         }
         let runs: Vec<_> = (0..2)
             .map(|_| {
-                let (engine, pre, slots) = (engine.clone(), pre.clone(), runtime.slots.clone());
+                let (engine, guest, slots) = (engine.clone(), guest.clone(), runtime.slots.clone());
                 let state = sleeping();
                 tokio::spawn(async move {
                     let held = slots.hold().await.unwrap();
                     let mut store = super::new_store(&engine, state);
-                    super::start_guest(&engine, &held, &pre, &mut store, || {}).await
+                    super::start_guest(&engine, &held, &guest, &mut store, || {}).await
                 })
             })
             .collect();
@@ -848,23 +906,23 @@ mod tests {
     async fn runs_short_of_resources_give_up_when_no_run_holds_an_instance() {
         let dir = tempfile::tempdir().unwrap();
         let (runtime, compiled) = trivial_on_pool(dir.path(), 2);
-        let (engine, pre) = (&runtime.engine, &compiled.pre);
+        let (engine, guest) = (&runtime.engine, &compiled.guest);
         // Both slots are taken outside any run; both permits are free.
         let mut outside = Vec::new();
         for _ in 0..2 {
             let mut store =
                 super::new_store(engine, super::PodState::bare(super::NO_ARGS, 1 << 20));
-            pre.instantiate_async(&mut store).await.unwrap();
+            guest.pre.instantiate_async(&mut store).await.unwrap();
             outside.push(store);
         }
         let runs: Vec<_> = (0..2)
             .map(|_| {
-                let (engine, pre, slots) = (engine.clone(), pre.clone(), runtime.slots.clone());
+                let (engine, guest, slots) = (engine.clone(), guest.clone(), runtime.slots.clone());
                 tokio::spawn(async move {
                     let held = slots.hold().await.unwrap();
                     let mut store =
                         super::new_store(&engine, super::PodState::bare(super::NO_ARGS, 1 << 20));
-                    super::start_guest(&engine, &held, &pre, &mut store, || {}).await
+                    super::start_guest(&engine, &held, &guest, &mut store, || {}).await
                 })
             })
             .collect();
