@@ -187,15 +187,20 @@ impl WasmRuntime {
             None => Module::from_binary(&self.engine, &bytes),
         }
         .map_err(|e| format!("not a valid WebAssembly module: {}", e.root_cause()))?;
-        let start = module.get_export_index("_start");
-        match (module.get_export("_start"), &start) {
-            (Some(ExternType::Func(f)), Some(_))
-                if f.params().len() == 0 && f.results().len() == 0 => {}
+        let start = match (
+            module.get_export("_start"),
+            module.get_export_index("_start"),
+        ) {
+            (Some(ExternType::Func(f)), Some(start))
+                if f.params().len() == 0 && f.results().len() == 0 =>
+            {
+                start
+            }
             (Some(ExternType::Func(_)), _) => {
                 return Err("not a WASI command module: its _start takes or returns values".into());
             }
             _ => return Err("not a WASI command module: it exports no _start function".into()),
-        }
+        };
         let mut linker: Linker<PodState> = Linker::new(&self.engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s: &mut PodState| &mut s.wasi)
             .map_err(|e| format!("linking WASI: {e}"))?;
@@ -221,10 +226,7 @@ impl WasmRuntime {
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         let image_id = format!("sha256:{hex}");
         let compiled = Arc::new(Compiled {
-            guest: pod::Guest {
-                pre,
-                start: start.expect("_start was found above"),
-            },
+            guest: pod::Guest { pre, start },
             image_id: image_id.into(),
         });
         self.modules
