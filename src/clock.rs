@@ -6,6 +6,13 @@ use jiff::{SignedDuration, Timestamp};
 pub trait Clock: Send + Sync {
     /// The current time, at microsecond precision (as Kubernetes' MicroTime).
     fn now(&self) -> Timestamp;
+
+    /// The time when tokio's clock read `instant`: a host turn reads the clock once for
+    /// both. A clock not anchored to tokio's reads itself.
+    fn at(&self, instant: tokio::time::Instant) -> Timestamp {
+        let _ = instant;
+        self.now()
+    }
 }
 
 /// Wall time at creation plus tokio's monotonic time since: immune to wall-clock jumps during
@@ -39,7 +46,11 @@ impl Default for TokioClock {
 
 impl Clock for TokioClock {
     fn now(&self) -> Timestamp {
-        let elapsed = self.mono.elapsed();
+        self.at(tokio::time::Instant::now())
+    }
+
+    fn at(&self, instant: tokio::time::Instant) -> Timestamp {
+        let elapsed = instant.saturating_duration_since(self.mono);
         // Seconds and nanoseconds added apart: jiff's checked arithmetic and i128
         // nanoseconds cost a few hundred instructions, and the host reads the clock several
         // times per pod. Times before 1970 take the general path.
@@ -87,6 +98,17 @@ mod tests {
             let expected = truncate_to_micros(wall.checked_add(elapsed).unwrap());
             assert_eq!(clock.now(), expected, "after {step} ns more");
         }
+        // A turn's one reading, given back as a timestamp.
+        let start = clock.mono;
+        tokio::time::advance(std::time::Duration::from_millis(1500)).await;
+        let later = tokio::time::Instant::now();
+        tokio::time::advance(std::time::Duration::from_secs(7)).await;
+        assert_eq!(clock.at(start), truncate_to_micros(wall));
+        assert_eq!(
+            clock.at(later),
+            truncate_to_micros(wall.checked_add(later - start).unwrap())
+        );
+        assert_eq!(clock.at(tokio::time::Instant::now()), clock.now());
         // Before 1970 the general path answers.
         let early = TokioClock::starting_at(Timestamp::new(-10, -500).unwrap());
         assert_eq!(early.now(), Timestamp::new(-10, 0).unwrap());

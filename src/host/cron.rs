@@ -186,7 +186,7 @@ impl Host {
             tz: zone_of(&s.cronjob),
             prepared: s.prepared,
             queues: s.queues,
-            requeue_at: Some(Instant::now()),
+            requeue_at: Some(self.past),
             source,
             created: 0,
             dirty: false,
@@ -234,7 +234,8 @@ impl Host {
     }
 
     pub(super) fn touch_cron(&mut self, c: usize) {
-        if !self.crons[c].dirty {
+        // Without a state database nothing is saved: see `touch_pod`.
+        if self.db.is_some() && !self.crons[c].dirty {
             self.crons[c].dirty = true;
             self.dirty_crons.push(c);
         }
@@ -253,16 +254,17 @@ impl Host {
             && let Some(c) = self.store.cronjobs.iter().position(|cj| cj.uid() == uid)
             && !self.crons[c].deleted
         {
-            self.crons[c].requeue_at = Some(Instant::now());
+            self.crons[c].requeue_at = Some(self.past);
         }
     }
 
-    /// One pass of the CronJob controller for CronJob `c`, applied.
-    pub(super) fn sync_cron(&mut self, c: usize) {
+    /// One pass of the CronJob controller for CronJob `c`, applied, as of the turn's clock
+    /// reading `instant`.
+    pub(super) fn sync_cron(&mut self, c: usize, instant: Instant) {
         if self.crons[c].deleted {
             return;
         }
-        let now = self.clock.now();
+        let now = self.clock.at(instant);
         let cj = &self.store.cronjobs[c];
         let uid = cj.uid().to_string();
         let children: Vec<ChildJob> = self
@@ -369,7 +371,7 @@ impl Host {
                 cronjob: h.store.cronjobs[c].name().to_string(),
             });
         }
-        self.crons[c].requeue_at = plan.requeue_after.map(|d| Instant::now() + d);
+        self.crons[c].requeue_at = plan.requeue_after.map(|d| instant + d);
         self.touch_cron(c);
     }
 }

@@ -24,11 +24,12 @@ impl Host {
         }
     }
 
-    pub(super) fn sync_job(&mut self, j: usize) {
+    /// Reconciles Job `j` as of the turn's clock reading `instant`.
+    pub(super) fn sync_job(&mut self, j: usize, instant: Instant) {
         if self.jobs[j].deleted {
             return;
         }
-        let now = self.clock.now();
+        let now = self.clock.at(instant);
         let state = &self.jobs[j];
         let observed = Observed {
             active: &state.active,
@@ -44,10 +45,10 @@ impl Host {
             requeue = ?plan.requeue_after,
             "reconciled"
         );
-        self.apply_plan(j, plan, now);
+        self.apply_plan(j, plan, now, instant);
     }
 
-    pub(super) fn apply_plan(&mut self, j: usize, plan: Plan, now: Timestamp) {
+    pub(super) fn apply_plan(&mut self, j: usize, plan: Plan, now: Timestamp, instant: Instant) {
         if self.store.jobs[j].status != plan.status {
             self.touch_job(j);
         }
@@ -93,7 +94,7 @@ impl Host {
                 self.create_pod(j, now, Some(i));
             }
         }
-        self.jobs[j].requeue_at = plan.requeue_after.map(|d| Instant::now() + d);
+        self.jobs[j].requeue_at = plan.requeue_after.map(|d| instant + d);
     }
 
     /// Changes pod `p`'s entry in its Job's active list (while it has not finished), and
@@ -424,7 +425,7 @@ impl Host {
                 .finished(spec, &self.store.pods[p].pod, at);
         }
         // Any change may move the Job on: reconcile it in this turn of the loop.
-        self.jobs[j].requeue_at = Some(Instant::now());
+        self.jobs[j].requeue_at = Some(self.past);
     }
 }
 

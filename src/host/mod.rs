@@ -240,6 +240,9 @@ pub struct Host {
     store_error: Option<StoreError>,
     /// When the state database was last committed to.
     last_commit: Instant,
+    /// A moment already past (the host's creation): what is requeued at it is due at the
+    /// next turn, without a clock read per pod update.
+    past: Instant,
     /// Changes not yet shown to `on_change` (only kept with [`HostConfig::watch`]).
     changes: Vec<Change>,
     /// Pods are being terminated and nothing new starts: the run ends once they have.
@@ -284,6 +287,7 @@ impl Host {
             deleted: HashSet::new(),
             store_error: None,
             last_commit: Instant::now(),
+            past: Instant::now(),
             changes: Vec::new(),
             shutting_down: false,
             loop_next: None,
@@ -444,7 +448,7 @@ impl Host {
             prepared,
             active: Vec::new(),
             counts: ActiveCounts::default(),
-            requeue_at: Some(Instant::now()),
+            requeue_at: Some(self.past),
             source,
             stored_names_loaded: false,
             dirty: false,
@@ -601,7 +605,7 @@ impl Host {
         for c in 0..self.crons.len() {
             if !self.shutting_down && self.crons[c].requeue_at.is_some_and(|t| t <= now) {
                 self.crons[c].requeue_at = None;
-                self.sync_cron(c);
+                self.sync_cron(c, now);
             }
         }
         for j in 0..self.jobs.len() {
@@ -610,7 +614,7 @@ impl Host {
                 if self.shutting_down {
                     self.count_pods(j);
                 } else {
-                    self.sync_job(j);
+                    self.sync_job(j, now);
                 }
             }
         }

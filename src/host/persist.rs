@@ -54,7 +54,8 @@ impl Host {
     }
 
     pub(super) fn touch_job(&mut self, j: usize) {
-        if !self.jobs[j].dirty {
+        // Without a state database nothing is saved: see `touch_pod`.
+        if self.db.is_some() && !self.jobs[j].dirty {
             self.jobs[j].dirty = true;
             self.dirty_jobs.push(j);
         }
