@@ -59,7 +59,7 @@ pub struct PodRun {
     /// Container name, for the prefix of streamed logs.
     pub container: Arc<str>,
     /// The pod's sandbox.
-    pub sandbox: Box<dyn Sandbox>,
+    pub sandbox: Arc<dyn Sandbox>,
     /// Restart failed runs in place (restartPolicy OnFailure).
     pub restart_on_failure: bool,
     /// Delay between in-place restarts.

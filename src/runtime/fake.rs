@@ -46,8 +46,8 @@ impl PreparedPod for Script {
     fn image_id(&self) -> Arc<str> {
         "fake".into()
     }
-    fn sandbox(&self, _pod: &PodIdentity<'_>) -> Result<Box<dyn Sandbox>, String> {
-        Ok(Box::new(Script {
+    fn sandbox(&self, _pod: &PodIdentity<'_>) -> Result<Arc<dyn Sandbox>, String> {
+        Ok(Arc::new(Script {
             args: self.args.clone(),
             runs: self.runs.clone(),
         }))

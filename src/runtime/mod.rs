@@ -99,8 +99,9 @@ pub trait PreparedPod: Send + Sync {
     /// The module's content id (`sha256:...`), shown as the container's `imageID`.
     fn image_id(&self) -> Arc<str>;
 
-    /// Creates one pod's sandbox (its emptyDir volumes live as long as it does).
-    fn sandbox(&self, pod: &PodIdentity<'_>) -> Result<Box<dyn Sandbox>, String>;
+    /// One pod's sandbox (its emptyDir volumes live as long as it does). Pods with nothing
+    /// of their own (no volumes, no per-pod environment, no queues) may share one.
+    fn sandbox(&self, pod: &PodIdentity<'_>) -> Result<Arc<dyn Sandbox>, String>;
 }
 
 /// Called once when a container run starts: its instance is ready and its entry point is

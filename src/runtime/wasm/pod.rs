@@ -223,6 +223,9 @@ pub struct PreparedWasm {
     env: Vec<(String, EnvValue)>,
     mounts: Vec<Mount>,
     working_dir: Option<String>,
+    /// The one sandbox of pods that have nothing of their own (no volumes, no environment
+    /// from their metadata): those pods take a reference count rather than a sandbox each.
+    shared: Option<Arc<WasmSandbox>>,
 }
 
 /// A module ready to run: linked, and its `_start` (checked at compile time to take and
@@ -275,7 +278,7 @@ impl PreparedWasm {
                 };
                 (e.name.clone(), v)
             })
-            .collect();
+            .collect::<Vec<_>>();
         let mut mounts = Vec::new();
         for m in &c.volume_mounts {
             let Some((vi, v)) = spec
@@ -328,18 +331,38 @@ impl PreparedWasm {
         if !errs.is_empty() {
             return Err(errs);
         }
+        let common = Arc::new(Common {
+            engine,
+            slots,
+            guest,
+            argv,
+            memory_limit,
+        });
+        // Set when every variable is a literal, none taken from the pod's metadata.
+        let literal_env: Option<Vec<(String, String)>> = (env.iter())
+            .map(|(k, v)| match v {
+                EnvValue::Literal(v) => Some((k.clone(), v.clone())),
+                EnvValue::Field(_) => None,
+            })
+            .collect();
+        let plain = mounts.is_empty() && c.working_dir.is_none();
+        let shared = literal_env.filter(|_| plain).map(|env| {
+            Arc::new(WasmSandbox {
+                common: common.clone(),
+                env,
+                preopens: Vec::new(),
+                queues: None,
+                runs: Default::default(),
+                _tmp: None,
+            })
+        });
         Ok(PreparedWasm {
-            common: Arc::new(Common {
-                engine,
-                slots,
-                guest,
-                argv,
-                memory_limit,
-            }),
+            common,
             image_id,
             env,
             mounts,
             working_dir: c.working_dir.clone(),
+            shared,
         })
     }
 }
@@ -349,7 +372,17 @@ impl PreparedPod for PreparedWasm {
         self.image_id.clone()
     }
 
-    fn sandbox(&self, pod: &PodIdentity<'_>) -> Result<Box<dyn Sandbox>, String> {
+    fn sandbox(&self, pod: &PodIdentity<'_>) -> Result<Arc<dyn Sandbox>, String> {
+        // A pod with queues numbers its runs (its leases' holders), and an Indexed Job's
+        // pod has its index in its environment: those have a sandbox of their own.
+        if let Some(shared) = &self.shared
+            && pod.queues.is_none()
+            && !pod
+                .annotations
+                .contains_key(crate::api::defaults::COMPLETION_INDEX)
+        {
+            return Ok(shared.clone());
+        }
         let needs_tmp = self
             .mounts
             .iter()
@@ -432,7 +465,7 @@ impl PreparedPod for PreparedWasm {
         {
             env.push(("JOB_COMPLETION_INDEX".into(), i.clone()));
         }
-        Ok(Box::new(WasmSandbox {
+        Ok(Arc::new(WasmSandbox {
             common: self.common.clone(),
             env,
             preopens,
@@ -802,6 +835,51 @@ mod tests {
             compile("param.wasm", &typed),
             Err("not a WASI command module: its _start takes or returns values".into())
         );
+    }
+
+    /// Pods with nothing of their own share their Job's one sandbox; a pod whose environment
+    /// takes its metadata (a `fieldRef`, or an Indexed Job's index) gets a sandbox of its own.
+    #[test]
+    fn plain_pods_share_a_sandbox_and_pods_with_their_own_environment_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("t.wasm"), crate::bench::TRIVIAL_MODULE).unwrap();
+        let runtime = WasmRuntime::new(WasmOptions {
+            pool: 1,
+            ..WasmOptions::default()
+        })
+        .unwrap();
+        let prepare = |env: &str| {
+            let job: Job = serde_yaml_ng::from_str(&format!(
+                "apiVersion: batch/v1\nkind: Job\nmetadata: {{name: t}}\nspec:\n  template:\n    \
+                 spec:\n      restartPolicy: Never\n      containers: [{{name: c, image: t.wasm, \
+                 env: {env}}}]\n"
+            ))
+            .unwrap();
+            runtime.prepare(&job, dir.path()).unwrap()
+        };
+        let plain = prepare("[{name: A, value: b}]");
+        let own = prepare("[{name: P, valueFrom: {fieldRef: {fieldPath: metadata.name}}}]");
+        let none = BTreeMap::new();
+        let indexed = BTreeMap::from([(
+            crate::api::defaults::COMPLETION_INDEX.to_string(),
+            "3".to_string(),
+        )]);
+        let sandbox = |prepared: &Arc<dyn PreparedPod>, annotations| {
+            let identity = PodIdentity {
+                name: "t-abcde",
+                namespace: "default",
+                uid: "u",
+                labels: &none,
+                annotations,
+                queues: None,
+            };
+            prepared.sandbox(&identity).unwrap()
+        };
+        let first = sandbox(&plain, &none);
+        assert!(Arc::ptr_eq(&first, &sandbox(&plain, &none)));
+        assert!(!Arc::ptr_eq(&first, &sandbox(&plain, &indexed)));
+        let own_first = sandbox(&own, &none);
+        assert!(!Arc::ptr_eq(&own_first, &sandbox(&own, &none)));
     }
 
     /// The trivial module, and a runtime with `slots` instance slots that has compiled it.
