@@ -121,27 +121,34 @@ pub async fn run_pod(
     reporter: Reporter,
     kill: oneshot::Receiver<String>,
 ) {
-    // The pods handed to this task report through the same reporter.
+    // The pods handed to this task report through the same reporter, and log to the same
+    // allocation while the host lets go of their logs (see `PodLog::renew`).
     let reporter = Arc::new(reporter);
-    let (mut run, mut kill) = (run, kill);
-    while let Some(next) = run_one(run, &clock, &reporter, kill).await {
+    let (mut run, mut kill, mut spare) = (run, kill, None);
+    loop {
+        let next;
+        (next, spare) = run_one(run, &clock, &reporter, kill, spare).await;
+        let Some(next) = next else { break };
         (run, kill) = (next.run, next.kill);
         // A long chain of pods must not keep the worker from its other tasks.
         tokio::task::consume_budget().await;
     }
 }
 
-/// Runs one pod; returns the pod the host handed over when it finished, if any.
+/// Runs one pod; returns the pod the host handed over when it finished, if any, and its
+/// last run's log for the next pod to reuse. `spare` is a log to reuse.
 async fn run_one(
     run: PodRun,
     clock: &Arc<dyn Clock>,
     reporter: &Arc<Reporter>,
     mut kill: oneshot::Receiver<String>,
-) -> Option<Successor> {
+    mut spare: Option<Arc<PodLog>>,
+) -> (Option<Successor>, Option<Arc<PodLog>>) {
     let pod = run.pod;
     let mut restarts = 0u32;
     loop {
-        let log = PodLog::new(
+        let log = PodLog::renew(
+            spare.take(),
             &run.name,
             &run.container,
             run.log_limit,
@@ -194,7 +201,8 @@ async fn run_one(
                         let _ = guarded(&log, move || drop(sandbox));
                         log.finish();
                         let reason = reason.unwrap_or_else(|_| "Terminated".into());
-                        return finish(PodExit::Terminated(reason), clock.now(), reported);
+                        let next = finish(PodExit::Terminated(reason), clock.now(), reported);
+                        return (next, Some(log));
                     }
                 };
                 // The run has ended: a panic while its store goes is only noted in its log.
@@ -205,7 +213,8 @@ async fn run_one(
         log.finish();
         let at = clock.now();
         if exit.success() || !run.restart_on_failure {
-            return finish(exit, at, reported);
+            let next = finish(exit, at, reported);
+            return (next, Some(log));
         }
         log.mark_started(at);
         let t0 = log.started().unwrap_or(at);
@@ -224,7 +233,8 @@ async fn run_one(
             () = tokio::time::sleep(run.backoff.delay(restarts)) => {}
             reason = &mut kill => {
                 let reason = reason.unwrap_or_else(|_| "Terminated".into());
-                return finish(PodExit::Terminated(reason), clock.now(), true);
+                let next = finish(PodExit::Terminated(reason), clock.now(), true);
+                return (next, Some(log));
             }
         }
     }

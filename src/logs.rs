@@ -67,18 +67,54 @@ impl PodLog {
         cap: usize,
         stream: Option<Arc<LogStream>>,
     ) -> Arc<Self> {
-        // The prefix is only for streaming (one format per run saved where nothing streams).
-        let prefix = match stream {
-            Some(_) => format!("[pod/{pod}/{container}] "),
-            None => String::new(),
-        };
         Arc::new(PodLog {
             cap,
-            prefix,
+            prefix: Self::prefix(pod, container, &stream),
             stream,
             inner: Mutex::default(),
             started: std::sync::OnceLock::new(),
         })
+    }
+
+    /// [`PodLog::new`], made of `old` if nothing else holds it (a finished run's log that its
+    /// pod no longer keeps: the host keeps its one blank log instead): a pod's task reuses
+    /// one allocation from pod to pod rather than allocating and freeing one each.
+    pub fn renew(
+        old: Option<Arc<Self>>,
+        pod: &str,
+        container: &str,
+        cap: usize,
+        stream: Option<Arc<LogStream>>,
+    ) -> Arc<Self> {
+        let Some(mut old) = old else {
+            return Self::new(pod, container, cap, stream);
+        };
+        let Some(log) = Arc::get_mut(&mut old) else {
+            return Self::new(pod, container, cap, stream);
+        };
+        log.cap = cap;
+        if stream.is_some() || !log.prefix.is_empty() {
+            log.prefix = Self::prefix(pod, container, &stream);
+        }
+        log.stream = stream;
+        let inner = log.inner.get_mut().unwrap_or_else(|e| e.into_inner());
+        let mut data = std::mem::take(&mut inner.data);
+        data.clear();
+        *inner = Inner {
+            data,
+            ..Inner::default()
+        };
+        log.started = std::sync::OnceLock::new();
+        old
+    }
+
+    /// The prefix of streamed lines: only for streaming (one format per run saved where
+    /// nothing streams).
+    fn prefix(pod: &str, container: &str, stream: &Option<Arc<LogStream>>) -> String {
+        match stream {
+            Some(_) => format!("[pod/{pod}/{container}] "),
+            None => String::new(),
+        }
     }
 
     /// Notes that the run started at `at` (the first note stands).
@@ -258,5 +294,38 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    /// A finished run's log that nothing else holds is reused, empty, for the next run; one
+    /// still held (its pod keeps it: it has output) is left alone.
+    #[test]
+    fn a_log_let_go_is_renewed_in_place_and_a_kept_one_is_not() {
+        let log = PodLog::new("p-1", "c", 10, None);
+        log.mark_started(jiff::Timestamp::UNIX_EPOCH);
+        log.write(&[b'x'; 25]);
+        log.finish();
+        let at = Arc::as_ptr(&log);
+        let renewed = PodLog::renew(Some(log), "p-2", "c", 20, None);
+        assert_eq!(Arc::as_ptr(&renewed), at);
+        assert!(renewed.is_blank());
+        assert_eq!(renewed.started(), None);
+        assert_eq!(renewed.dropped(), 0);
+        renewed.write(&[b'y'; 25]);
+        assert_eq!(renewed.contents()[..20], [b'y'; 20]);
+        assert_eq!(renewed.dropped(), 5);
+
+        let kept = renewed.clone();
+        let fresh = PodLog::renew(Some(renewed), "p-3", "c", 20, None);
+        assert_ne!(Arc::as_ptr(&fresh), Arc::as_ptr(&kept));
+        assert!(fresh.is_blank());
+        assert_eq!(kept.dropped(), 5);
+
+        // A renewed log streams under its new pod's name.
+        let (out, log) = streamed("q-1", "c");
+        let stream = log.stream.clone();
+        let log = PodLog::renew(Some(log), "q-2", "c", 100, stream);
+        log.write(b"hi\n");
+        let writes = out.0.lock().unwrap().clone();
+        assert_eq!(writes, [b"[pod/q-2/c] hi\n".to_vec()]);
     }
 }
