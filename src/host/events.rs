@@ -88,8 +88,16 @@ pub(super) struct Events {
 impl Events {
     /// The group of events like `key`, made if new.
     fn group(&mut self, key: GroupKey) -> &mut Group {
+        // The keys are the host's own constants: the same text is the same pointer (a
+        // different pointer only takes the slower path).
+        let same = |a: GroupKey, b: GroupKey| {
+            a.1 == b.1
+                && [(a.0, b.0), (a.2, b.2), (a.3, b.3)]
+                    .iter()
+                    .all(|(x, y)| std::ptr::eq(*x, *y))
+        };
         let g = match self.last {
-            Some((last, g)) if last == key => g,
+            Some((last, g)) if same(last, key) => g,
             _ => {
                 let groups = &mut self.groups;
                 let g = *self.index.entry(key).or_insert_with(|| {

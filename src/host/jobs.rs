@@ -216,14 +216,19 @@ impl Host {
         let job = &self.store.jobs[j];
         let restart_on_failure =
             job.spec.template.spec.restart_policy.as_deref() == Some("OnFailure");
-        let prepared = self.jobs[j].prepared.clone();
-        let template = &self.jobs[j].template;
+        let (prepared, template) = (&self.jobs[j].prepared, &self.jobs[j].template);
         // The kubelet names the pod only in the prefix of streamed logs.
         let run_name = match self.config.log_stream {
             Some(_) => name.clone(),
             None => String::new(),
         };
-        let mut pod = pods::new_pod(job, template, base, name, uid, now);
+        // Made in its box: a pod is a few hundred bytes, moved once less.
+        let mut entry = Box::new(PodEntry {
+            pod: pods::new_pod(job, template, base, name, uid, now),
+            job: j,
+            logs: Default::default(),
+        });
+        let pod = &mut entry.pod;
         if let Some(i) = index {
             for map in [&mut pod.metadata.annotations, &mut pod.metadata.labels] {
                 Arc::make_mut(map).insert(pods::COMPLETION_INDEX.into(), i.to_string());
@@ -258,11 +263,7 @@ impl Host {
         };
         let sandbox = prepared.sandbox(&identity);
         let p = self.store.pods.len();
-        self.store.pods.push(Box::new(PodEntry {
-            pod,
-            job: j,
-            logs: Default::default(),
-        }));
+        self.store.pods.push(entry);
         let state = &mut self.jobs[j];
         let slot = state.active.len();
         let a = ActivePod {
