@@ -120,6 +120,19 @@ impl Host {
     /// Writes what changed since the last commit in one transaction. After a failure the
     /// host stops (terminating its pods); `last` makes the final attempt after that.
     pub(super) fn commit(&mut self, last: bool) {
+        if self.db.is_none() {
+            // Nothing is saved (nor tracked: see `touch_pod`); what a commit would settle
+            // is settled now. This runs every turn.
+            self.events.saved = self.store.events.len();
+            self.events.changed.clear();
+            self.settle.clear();
+            if !self.outbox.is_empty() {
+                let outbox = std::mem::take(&mut self.outbox);
+                self.settle_external(outbox);
+            }
+            self.settled.clear();
+            return;
+        }
         let dirty_jobs = std::mem::take(&mut self.dirty_jobs);
         let dirty_crons = std::mem::take(&mut self.dirty_crons);
         let dirty_pods = std::mem::take(&mut self.dirty_pods);
@@ -133,13 +146,6 @@ impl Host {
             self.pods[p].dirty = false;
         }
         let Some(db) = self.db.as_mut() else {
-            self.events.saved = self.store.events.len();
-            self.events.changed.clear();
-            self.settle.clear();
-            let outbox = std::mem::take(&mut self.outbox);
-            self.settle_external(outbox);
-            self.settled.clear();
-            self.keep_dirty_lists(dirty_jobs, dirty_crons, dirty_pods);
             return;
         };
         if self.store_error.is_some() && !last {
