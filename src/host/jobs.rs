@@ -184,21 +184,22 @@ impl Host {
         self.names.extend(stored.iter().map(|n| name_key(n)));
     }
 
-    /// `prefix` plus five random characters from Kubernetes' alphabet, unique in this host
-    /// (and, once [`Host::load_stored_names`] ran for the Job, in its state database).
-    pub(super) fn generate_name(&mut self, prefix: &str) -> String {
-        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-        const N: u64 = ALPHABET.len() as u64;
-        loop {
-            // One draw for the five characters: 27^5 suffixes, each as likely.
-            let mut draw = self.rng.random_range(0..N.pow(5));
-            let mut name = String::with_capacity(prefix.len() + 5);
-            name.push_str(prefix);
-            for _ in 0..5 {
-                name.push(ALPHABET[(draw % N) as usize] as char);
-                draw /= N;
+    /// `prefix` plus five characters from Kubernetes' alphabet, unique in this host (and,
+    /// once [`Host::load_stored_names`] ran for the Job, in its state database).
+    pub(super) fn generate_name(&mut self, prefix: &Arc<str>) -> String {
+        let sequence = match self.name_sequences.get_mut(&**prefix) {
+            Some(sequence) => sequence,
+            None => {
+                let sequence = NameSequence::new(&mut self.rng);
+                self.name_sequences
+                    .entry(prefix.clone())
+                    .or_insert(sequence)
             }
-            if self.names.insert(name_key(&name)) {
+        };
+        loop {
+            let name = sequence.next(prefix);
+            // Only names this host did not draw can collide with a drawn one.
+            if self.names.is_empty() || !self.names.contains(&name_key(&name)) {
                 return name;
             }
         }
@@ -437,6 +438,51 @@ pub(super) fn name_key(name: &str) -> u64 {
     foldhash::fast::FixedState::default().hash_one(name)
 }
 
+/// The suffixes of one name prefix: every one of the 27^5 five-character suffixes once, in
+/// an order that looks random (`a·n + b` modulo 27^5, `a` prime to it, both drawn per
+/// prefix), so that a drawn name needs no look-up among the names drawn before it. That
+/// look-up, in a set as large as the host's pods, cost a cache miss per pod.
+pub(super) struct NameSequence {
+    factor: u64,
+    offset: u64,
+    next: u64,
+}
+
+impl NameSequence {
+    const ALPHABET: &[u8; 27] = b"bcdfghjklmnpqrstvwxz2456789";
+    /// How many five-character suffixes there are.
+    const SPACE: u64 = 27u64.pow(5);
+
+    pub(super) fn new(rng: &mut SmallRng) -> Self {
+        // 27^5 is a power of 3: a factor is prime to it unless divisible by 3.
+        let factor = 3 * rng.random_range(0..Self::SPACE / 3) + rng.random_range(1..3);
+        NameSequence {
+            factor,
+            offset: rng.random_range(0..Self::SPACE),
+            next: 0,
+        }
+    }
+
+    /// `prefix` and the next suffix. Past the 27^5 five-character ones (Kubernetes would
+    /// have run out), suffixes are longer: six characters and more, still each once.
+    pub(super) fn next(&mut self, prefix: &str) -> String {
+        let n = self.next;
+        self.next += 1;
+        let (mut digits, mut len) = match n < Self::SPACE {
+            true => ((self.factor * n + self.offset) % Self::SPACE, 5),
+            false => (n, 6),
+        };
+        let mut name = String::with_capacity(prefix.len() + len);
+        name.push_str(prefix);
+        while len > 0 || digits > 0 {
+            name.push(char::from(Self::ALPHABET[(digits % 27) as usize]));
+            digits /= 27;
+            len = len.saturating_sub(1);
+        }
+        name
+    }
+}
+
 /// A random (v4) uid in its usual text form, from the host's generator (uids need to be
 /// unique, not secret), without the formatting machinery that `to_string` goes through.
 pub(super) fn new_uid(rng: &mut SmallRng) -> String {
@@ -444,4 +490,66 @@ pub(super) fn new_uid(rng: &mut SmallRng) -> String {
     let uuid = uuid::Builder::from_random_bytes(bytes).into_uuid();
     let mut buf = uuid::Uuid::encode_buffer();
     String::from(&*uuid.hyphenated().encode_lower(&mut buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::clock::TokioClock;
+    use crate::runtime::fake::FakeRuntime;
+
+    fn suffix<'a>(name: &'a str, prefix: &str) -> &'a str {
+        name.strip_prefix(prefix).unwrap()
+    }
+
+    /// A prefix's suffixes are five characters of Kubernetes' alphabet, never twice, and
+    /// past the 27^5 of them they grow to six.
+    #[test]
+    fn a_name_sequence_draws_each_suffix_once_then_longer_ones() {
+        let alphabet = "bcdfghjklmnpqrstvwxz2456789";
+        for seed in 0..20 {
+            let mut sequence = NameSequence::new(&mut SmallRng::seed_from_u64(seed));
+            assert_ne!(sequence.factor % 3, 0, "seed {seed}");
+            let names: HashSet<String> = (0..50_000).map(|_| sequence.next("pi-")).collect();
+            assert_eq!(names.len(), 50_000, "seed {seed}");
+            for name in &names {
+                let s = suffix(name, "pi-");
+                assert_eq!(s.len(), 5, "{name}");
+                assert!(s.chars().all(|c| alphabet.contains(c)), "{name}");
+            }
+        }
+        let mut sequence = NameSequence::new(&mut SmallRng::seed_from_u64(1));
+        sequence.next = NameSequence::SPACE - 1;
+        assert_eq!(suffix(&sequence.next("pi-"), "pi-").len(), 5);
+        let longer: Vec<String> = (0..3).map(|_| sequence.next("pi-")).collect();
+        assert_eq!(longer, ["pi-bbbbbc", "pi-cbbbbc", "pi-dbbbbc"]);
+    }
+
+    /// Names the host did not draw (a state database's, adopted pods') are never drawn;
+    /// prefixes keep their own sequences.
+    #[tokio::test]
+    async fn drawn_names_skip_the_names_already_in_use() {
+        let mut host = Host::new(
+            Arc::new(FakeRuntime),
+            Arc::new(TokioClock::new()),
+            HostConfig::default(),
+        );
+        let prefix: Arc<str> = "job-".into();
+        // Where a fresh sequence of the same seed would start.
+        host.rng = SmallRng::seed_from_u64(9);
+        let first = host.generate_name(&prefix);
+        let second = host.generate_name(&prefix);
+        let mut host = Host::new(
+            Arc::new(FakeRuntime),
+            Arc::new(TokioClock::new()),
+            HostConfig::default(),
+        );
+        host.rng = SmallRng::seed_from_u64(9);
+        host.names.insert(name_key(&first));
+        assert_eq!(host.generate_name(&prefix), second);
+        let other = host.generate_name(&"other-".into());
+        assert!(other.starts_with("other-") && other.len() == 11, "{other}");
+    }
 }

@@ -210,8 +210,11 @@ pub struct Host {
     jobs: Vec<JobState>,
     crons: Vec<cron::CronState>,
     pods: Vec<PodState>,
-    /// Pod names in use, by [`jobs::name_key`]: one is added per pod.
+    /// Pod names this host did not draw (adopted pods', and the state database's under a
+    /// Job's prefix), by [`jobs::name_key`]: a drawn name is checked against them.
     names: foldhash::HashSet<u64>,
+    /// Where each name prefix's sequence of suffixes stands (see [`jobs::NameSequence`]).
+    name_sequences: foldhash::HashMap<Arc<str>, jobs::NameSequence>,
     /// The log of every finished run that wrote nothing.
     blank_log: Arc<crate::logs::PodLog>,
     /// Draws pod names and uids: seeded from the system's generator, then fast (the thread
@@ -269,6 +272,7 @@ impl Host {
             crons: Vec::new(),
             pods: Vec::new(),
             names: Default::default(),
+            name_sequences: Default::default(),
             rng: rand::make_rng(),
             blank_log: crate::logs::PodLog::new("", "", 0, None),
             updates_tx,
@@ -473,7 +477,6 @@ impl Host {
             .map_or(0, |n| usize::try_from(n).unwrap_or(0).min(1 << 17));
         self.store.pods.reserve(expected);
         self.pods.reserve(expected);
-        self.names.reserve(expected);
         self.store.jobs.push(job);
         self.jobs.push(state);
         for pod in pods {
