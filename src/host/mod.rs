@@ -693,7 +693,9 @@ struct TurnEnd {
 /// per pod, which cost more than a trivial pod itself). A pod that finds the host busy
 /// reports over the channel, as every update did before.
 pub struct Shared {
-    host: std::sync::Mutex<Option<Host>>,
+    /// Boxed: a pod spinning for the host takes the lock's cache line, which then must hold
+    /// nothing the turn it waits for reads (the host's first fields did).
+    host: std::sync::Mutex<Option<Box<Host>>>,
     /// Wakes the loop after a pod's turn changed what it waits for, or queued an update.
     wake: Arc<tokio::sync::Notify>,
     /// Pods not finished, as of the last turn.
@@ -789,7 +791,7 @@ impl<'a> Running<'a> {
             threads: tokio::runtime::Handle::try_current().map_or(1, |h| h.metrics().num_workers()),
         });
         host.shared = Arc::downgrade(&shared);
-        *lock(&shared) = Some(host);
+        *lock(&shared) = Some(Box::new(host));
         Running { slot, shared }
     }
 }
@@ -803,7 +805,7 @@ impl Drop for Running<'_> {
             .take();
         if let Some(mut host) = host {
             host.shared = std::sync::Weak::new();
-            *self.slot = host;
+            *self.slot = *host;
         }
     }
 }
@@ -819,7 +821,7 @@ impl Drop for WakeOnPanic<'_> {
 
 /// The host, for the loop. A turn that panicked in a pod's task leaves the host half
 /// updated; the loop then panics too, as it would have had it run that turn itself.
-fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Option<Host>> {
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Option<Box<Host>>> {
     match shared.host.lock() {
         Ok(guard) => guard,
         Err(_) => panic!("a turn of the host panicked in a pod's task"),
