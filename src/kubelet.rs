@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::controller::backoff::BackoffPolicy;
@@ -95,10 +96,11 @@ impl Reporter {
     }
 
     /// Reports `update`; with `keep`, a pod the host creates in the turn it causes comes back
-    /// to be run by the caller.
-    fn report(&self, update: PodUpdate, keep: bool) -> Option<Successor> {
+    /// to be run by the caller. `now`, if given, is the clock's reading for that turn (the
+    /// update's own time, read a moment before).
+    fn report(&self, update: PodUpdate, keep: bool, now: Option<Instant>) -> Option<Successor> {
         let update = match &self.shared {
-            Some(shared) => match shared.report(update, keep) {
+            Some(shared) => match shared.report(update, keep, now) {
                 Ok(successor) => return successor,
                 Err(update) => update,
             },
@@ -167,10 +169,11 @@ async fn run_one(
             if let Some(at) = log.started().filter(|_| !*reported) {
                 *reported = true;
                 let log = log.clone();
-                reporter.report(PodUpdate::Started { pod, at, log }, false);
+                reporter.report(PodUpdate::Started { pod, at, log }, false, None);
             }
         };
-        let finish = |exit, at, reported: bool| {
+        let finish = |exit, instant, reported: bool| {
+            let at = clock.at(instant);
             let update = PodUpdate::Finished {
                 pod,
                 exit,
@@ -178,7 +181,7 @@ async fn run_one(
                 at,
                 log: (!reported).then(|| log.clone()),
             };
-            reporter.report(update, true)
+            reporter.report(update, true, Some(instant))
         };
         // A panic in the runtime (wasmtime's own: e.g. an munmap the kernel refuses at its
         // mapping limit, when a store is made, run or dropped) ends this run as one that
@@ -201,7 +204,7 @@ async fn run_one(
                         let _ = guarded(&log, move || drop(sandbox));
                         log.finish();
                         let reason = reason.unwrap_or_else(|_| "Terminated".into());
-                        let next = finish(PodExit::Terminated(reason), clock.now(), reported);
+                        let next = finish(PodExit::Terminated(reason), Instant::now(), reported);
                         return (next, Some(log));
                     }
                 };
@@ -211,11 +214,12 @@ async fn run_one(
             }
         };
         log.finish();
-        let at = clock.now();
+        let instant = Instant::now();
         if exit.success() || !run.restart_on_failure {
-            let next = finish(exit, at, reported);
+            let next = finish(exit, instant, reported);
             return (next, Some(log));
         }
+        let at = clock.at(instant);
         log.mark_started(at);
         let t0 = log.started().unwrap_or(at);
         report_start(&mut reported);
@@ -228,12 +232,13 @@ async fn run_one(
                 at,
             },
             false,
+            None,
         );
         tokio::select! {
             () = tokio::time::sleep(run.backoff.delay(restarts)) => {}
             reason = &mut kill => {
                 let reason = reason.unwrap_or_else(|_| "Terminated".into());
-                let next = finish(PodExit::Terminated(reason), clock.now(), true);
+                let next = finish(PodExit::Terminated(reason), Instant::now(), true);
                 return (next, Some(log));
             }
         }

@@ -536,7 +536,7 @@ impl Host {
                 let mut guard = lock(&shared);
                 let Some(host) = guard.as_mut() else { break };
                 host.apply_queued();
-                let (end, _) = host.turn(false);
+                let (end, _) = host.turn(false, None);
                 shared.active.store(end.active, Ordering::Relaxed);
                 host.loop_next = end.next;
                 std::mem::swap(&mut host.changes, &mut changes);
@@ -598,9 +598,10 @@ impl Host {
 
     /// One turn of the host: reconciles what is due, commits (with a state database: what
     /// pods it creates, at once, and the rest within [`COMMIT_DELAY`]) and starts the pods
-    /// it created; with `keep`, the first of them is returned to be run by the caller.
-    fn turn(&mut self, keep: bool) -> (TurnEnd, Option<Successor>) {
-        let now = Instant::now();
+    /// it created; with `keep`, the first of them is returned to be run by the caller. `now`
+    /// is the clock's reading, if the caller has just read it.
+    fn turn(&mut self, keep: bool, now: Option<Instant>) -> (TurnEnd, Option<Successor>) {
+        let now = now.unwrap_or_else(Instant::now);
         if self.store_error.is_some() && !self.shutting_down {
             self.shutting_down = true;
             self.kill_all();
@@ -712,11 +713,13 @@ impl Shared {
 
     /// Applies `update` and runs the turn it causes, unless someone else holds the host (or
     /// its run is over): then `update` comes back. With `keep`, a pod the turn creates is
-    /// returned for the caller to run.
+    /// returned for the caller to run. `now` is the clock's reading for the turn, if the
+    /// caller has just read it (for the update's own time).
     pub(crate) fn report(
         &self,
         update: PodUpdate,
         keep: bool,
+        now: Option<Instant>,
     ) -> Result<Option<Successor>, PodUpdate> {
         // While no more pods run than there are threads, a pod that finds the host busy
         // with another pod's turn (a few microseconds) spins for it rather than queue: its
@@ -748,7 +751,7 @@ impl Shared {
         // host sees every update in the order it was reported.
         host.apply_queued();
         host.apply(update);
-        let (end, successor) = host.turn(keep);
+        let (end, successor) = host.turn(keep, now);
         std::mem::forget(on_panic);
         self.active.store(end.active, Ordering::Relaxed);
         let wake = end.done
