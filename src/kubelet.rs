@@ -160,10 +160,6 @@ async fn run_one(
         // Pending). The start is reported once the run first waits; a run that ends (or is
         // stopped) before it ever waited reports its start with its end, in one update, so
         // that a trivial pod costs the host one turn, not two. Every run keeps its log.
-        let on_start = {
-            let (log, clock) = (log.clone(), clock.clone());
-            Box::new(move || log.mark_started(clock.now()))
-        };
         let mut reported = false;
         let report_start = |reported: &mut bool| {
             if let Some(at) = log.started().filter(|_| !*reported) {
@@ -187,7 +183,7 @@ async fn run_one(
         // mapping limit, when a store is made, run or dropped) ends this run as one that
         // could not run. Left to unwind, it would end the pod's task unreported and the host
         // would wait for the pod forever.
-        let exit = match guarded(&log, || run.sandbox.run(log.clone(), on_start)) {
+        let exit = match guarded(&log, || run.sandbox.run(log.clone(), clock)) {
             Err(exit) => exit,
             Ok(mut sandbox) => {
                 let exit = tokio::select! {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::api::field::ErrorList;
 use crate::api::types::Job;
+use crate::clock::Clock;
 use crate::logs::PodLog;
 
 pub mod fake;
@@ -104,14 +105,11 @@ pub trait PreparedPod: Send + Sync {
     fn sandbox(&self, pod: &PodIdentity<'_>) -> Result<Arc<dyn Sandbox>, String>;
 }
 
-/// Called once when a container run starts: its instance is ready and its entry point is
-/// about to run (a pod waiting for an instance slot has not started).
-pub type OnStart = Box<dyn FnOnce() + Send>;
-
 /// One pod: runs its container, possibly several times (restartPolicy OnFailure).
 pub trait Sandbox: Send + Sync {
-    /// Runs the container once, writing its output to `log`; `started` is called when it
-    /// starts, and not at all if it never does (e.g. it cannot be instantiated). Dropping the
-    /// future stops it.
-    fn run(&self, log: Arc<PodLog>, started: OnStart) -> BoxFuture<PodExit>;
+    /// Runs the container once, writing its output to `log`, and notes in `log` when it
+    /// starts (its instance is ready and its entry point about to run), at `clock`'s time:
+    /// not at all if it never does (e.g. it cannot be instantiated, or waits for an instance
+    /// slot). Dropping the future stops it.
+    fn run(&self, log: Arc<PodLog>, clock: &Arc<dyn Clock>) -> BoxFuture<PodExit>;
 }

@@ -21,9 +21,10 @@ use crate::api::field::{ErrorList, FieldError, Path as FieldPath};
 use crate::api::quantity::parse_bytes;
 use crate::api::types::Job;
 use crate::api::validation::{FieldRef, field_ref_key};
+use crate::clock::Clock;
 use crate::logs::PodLog;
 use crate::queue::QueueGrant;
-use crate::runtime::{BoxFuture, OnStart, PodExit, PodIdentity, PreparedPod, Sandbox};
+use crate::runtime::{BoxFuture, PodExit, PodIdentity, PreparedPod, Sandbox};
 
 /// The instance slots of the engine's pool: a pod waits for one before it instantiates, so
 /// that more pods than slots queue instead of failing. A pod that cannot be instantiated for
@@ -488,7 +489,7 @@ struct WasmSandbox {
 }
 
 impl Sandbox for WasmSandbox {
-    fn run(&self, log: Arc<PodLog>, started: OnStart) -> BoxFuture<PodExit> {
+    fn run(&self, log: Arc<PodLog>, clock: &Arc<dyn Clock>) -> BoxFuture<PodExit> {
         // Counted first: every run the kubelet reports, even one that cannot start, has a
         // number, and the host settles queue leases by it.
         let run = self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -523,7 +524,7 @@ impl Sandbox for WasmSandbox {
             }),
         };
         let store = new_store(&common.engine, state);
-        let common = common.clone();
+        let (common, clock) = (common.clone(), clock.clone());
         Box::pin(async move {
             // An instance slot of the pool, held until the store that used it is gone.
             let Some(slot) = common.slots.hold().await else {
@@ -532,6 +533,7 @@ impl Sandbox for WasmSandbox {
             // Declared after the slot, so that a run stopped mid-way (its future dropped)
             // drops the store first too.
             let mut store = store;
+            let started = || log.mark_started(clock.now());
             let result =
                 start_guest(&common.engine, &slot, &common.guest, &mut store, started).await;
             let exit = classify(result, store.data().limiter.denied, common.memory_limit);
@@ -703,8 +705,9 @@ mod tests {
 
     use super::super::{WasmOptions, WasmRuntime};
     use crate::api::types::Job;
+    use crate::clock::{Clock, TokioClock};
     use crate::logs::PodLog;
-    use crate::runtime::{OnStart, PodExit, PodIdentity, PodRuntime, PreparedPod};
+    use crate::runtime::{PodExit, PodIdentity, PodRuntime, PreparedPod};
 
     /// A Job of `image` (relative to `dir`) with `args`, prepared on a runtime whose pool has
     /// one instance slot.
@@ -725,7 +728,7 @@ mod tests {
     }
 
     /// One container run of a new sandbox of `prepared` (pod `name`).
-    async fn run_once(prepared: &dyn PreparedPod, name: &str, started: OnStart) -> PodExit {
+    async fn run_once(prepared: &dyn PreparedPod, name: &str, clock: &Arc<dyn Clock>) -> PodExit {
         let labels = BTreeMap::new();
         let identity = PodIdentity {
             name,
@@ -737,7 +740,7 @@ mod tests {
         };
         let sandbox = prepared.sandbox(&identity).unwrap();
         let log = PodLog::new(name, "c", 1 << 10, None);
-        sandbox.run(log, started).await
+        sandbox.run(log, clock).await
     }
 
     /// A run hands its pool slot on only once its store has given the instance back. The
@@ -752,10 +755,11 @@ mod tests {
         let tasks: Vec<_> = (0..4)
             .map(|_| {
                 let prepared = prepared.clone();
+                let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
                 tokio::spawn(async move {
                     let mut failed = Vec::new();
                     for _ in 0..1000 {
-                        match run_once(&*prepared, "t-1", Box::new(|| {})).await {
+                        match run_once(&*prepared, "t-1", &clock).await {
                             PodExit::Exited(0) => {}
                             other => failed.push(other),
                         }
@@ -775,6 +779,22 @@ mod tests {
         }
     }
 
+    /// A clock that notes each reading as pod `name`'s start.
+    struct StartRecorder {
+        name: &'static str,
+        events: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Clock for StartRecorder {
+        fn now(&self) -> jiff::Timestamp {
+            self.events
+                .lock()
+                .unwrap()
+                .push(format!("{} started", self.name));
+            jiff::Timestamp::UNIX_EPOCH
+        }
+    }
+
     /// A run that waits for an instance slot has not started: a pod beyond the pool stays
     /// Pending (it once showed Running while it waited).
     #[tokio::test]
@@ -783,11 +803,15 @@ mod tests {
         let (_runtime, prepared) = pool_of_one(Path::new("."), testbed, "sleep, '50'");
         let events = Arc::new(Mutex::new(Vec::new()));
         let run = |name: &'static str| {
-            let (on_start, ended) = (events.clone(), events.clone());
+            let ended = events.clone();
+            // The sandbox reads the clock only for the start it notes.
+            let clock: Arc<dyn Clock> = Arc::new(StartRecorder {
+                name,
+                events: events.clone(),
+            });
             let prepared = prepared.clone();
             async move {
-                let started = move || on_start.lock().unwrap().push(format!("{name} started"));
-                let exit = run_once(&*prepared, name, Box::new(started)).await;
+                let exit = run_once(&*prepared, name, &clock).await;
                 ended.lock().unwrap().push(format!("{name} ended"));
                 exit
             }
