@@ -322,8 +322,9 @@ mod tests {
 
         // A renewed log streams under its new pod's name.
         let (out, log) = streamed("q-1", "c");
-        let stream = log.stream.clone();
+        let (stream, at) = (log.stream.clone(), Arc::as_ptr(&log));
         let log = PodLog::renew(Some(log), "q-2", "c", 100, stream);
+        assert_eq!(Arc::as_ptr(&log), at);
         log.write(b"hi\n");
         let writes = out.0.lock().unwrap().clone();
         assert_eq!(writes, [b"[pod/q-2/c] hi\n".to_vec()]);

@@ -207,7 +207,7 @@ impl Host {
 
     pub(super) fn create_pod(&mut self, j: usize, now: Timestamp, index: Option<i32>) {
         self.load_stored_names(j);
-        // Indexed pods are `<job>-<index>-<random>`.
+        // Indexed pods are `<job>-<index>-<suffix>`.
         let base = match index {
             Some(i) => pods::name_prefix(&format!("{}-{i}", self.store.jobs[j].name())).into(),
             None => self.jobs[j].template.prefix.clone(),
@@ -551,5 +551,14 @@ mod tests {
         assert_eq!(host.generate_name(&prefix), second);
         let other = host.generate_name(&"other-".into());
         assert!(other.starts_with("other-") && other.len() == 11, "{other}");
+        // Each prefix has its own sequence: drawing under another did not move this one.
+        let mut alone = Host::new(
+            Arc::new(FakeRuntime),
+            Arc::new(TokioClock::new()),
+            HostConfig::default(),
+        );
+        alone.rng = SmallRng::seed_from_u64(9);
+        let expected: Vec<String> = (0..3).map(|_| alone.generate_name(&prefix)).collect();
+        assert_eq!(host.generate_name(&prefix), expected[2]);
     }
 }

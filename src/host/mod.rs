@@ -246,6 +246,8 @@ pub struct Host {
     /// A moment already past (the host's creation): what is requeued at it is due at the
     /// next turn, without a clock read per pod update.
     past: Instant,
+    /// The clock's reading for the last turn.
+    last_turn: Instant,
     /// Changes not yet shown to `on_change` (only kept with [`HostConfig::watch`]).
     changes: Vec<Change>,
     /// Pods are being terminated and nothing new starts: the run ends once they have.
@@ -292,6 +294,7 @@ impl Host {
             store_error: None,
             last_commit: Instant::now(),
             past: Instant::now(),
+            last_turn: Instant::now(),
             changes: Vec::new(),
             shutting_down: false,
             loop_next: None,
@@ -301,7 +304,8 @@ impl Host {
     }
 
     /// Keeps the host's state in `db`: each turn of the loop is committed before the pods it
-    /// created start. The caller holds the directory's [`crate::store::db::HostLock`].
+    /// created start. The caller holds the directory's [`crate::store::db::HostLock`]. Call
+    /// it before submitting anything: a host without a database tracks no changes to save.
     pub fn with_state(mut self, db: StateDb) -> Self {
         self.db = Some(db);
         self
@@ -590,10 +594,14 @@ impl Host {
     }
 
     /// Applies the updates that found the host busy, in the order they were queued.
-    fn apply_queued(&mut self) {
+    /// Applies the updates queued over the channel; whether there were any.
+    fn apply_queued(&mut self) -> bool {
+        let mut any = false;
         while let Ok(update) = self.updates_rx.try_recv() {
             self.apply(update);
+            any = true;
         }
+        any
     }
 
     /// One turn of the host: reconciles what is due, commits (with a state database: what
@@ -601,7 +609,10 @@ impl Host {
     /// it created; with `keep`, the first of them is returned to be run by the caller. `now`
     /// is the clock's reading, if the caller has just read it.
     fn turn(&mut self, keep: bool, now: Option<Instant>) -> (TurnEnd, Option<Successor>) {
-        let now = now.unwrap_or_else(Instant::now);
+        // A reading taken before the caller waited for the host may be older than the last
+        // turn's: time never goes back from turn to turn.
+        let now = now.map_or_else(Instant::now, |n| n.max(self.last_turn));
+        self.last_turn = now;
         if self.store_error.is_some() && !self.shutting_down {
             self.shutting_down = true;
             self.kill_all();
@@ -749,9 +760,10 @@ impl Shared {
         let on_panic = WakeOnPanic(&self.wake);
         // Updates queued before this one (of this pod or another) go first, so that the
         // host sees every update in the order it was reported.
-        host.apply_queued();
+        // Queued updates may be later than the caller's reading: the turn then reads anew.
+        let queued = host.apply_queued();
         host.apply(update);
-        let (end, successor) = host.turn(keep, now);
+        let (end, successor) = host.turn(keep, now.filter(|_| !queued));
         std::mem::forget(on_panic);
         self.active.store(end.active, Ordering::Relaxed);
         let wake = end.done

@@ -145,6 +145,7 @@ impl Host {
         for &p in &dirty_pods {
             self.pods[p].dirty = false;
         }
+        // Always there: a host without a database returned above.
         let Some(db) = self.db.as_mut() else {
             return;
         };

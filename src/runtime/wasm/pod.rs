@@ -224,8 +224,9 @@ pub struct PreparedWasm {
     env: Vec<(String, EnvValue)>,
     mounts: Vec<Mount>,
     working_dir: Option<String>,
-    /// The one sandbox of pods that have nothing of their own (no volumes, no environment
-    /// from their metadata): those pods take a reference count rather than a sandbox each.
+    /// The one sandbox of pods that have nothing of their own (no volumes or working
+    /// directory, no environment from their metadata; see `sandbox` for queues and the
+    /// completion index): those pods take a reference count rather than a sandbox each.
     shared: Option<Arc<WasmSandbox>>,
 }
 
@@ -477,13 +478,15 @@ impl PreparedPod for PreparedWasm {
     }
 }
 
-/// One pod's sandbox; its emptyDir volumes are removed when it is dropped.
+/// One pod's sandbox, or the one that pods with nothing of their own share; its emptyDir
+/// volumes are removed when it is dropped.
 struct WasmSandbox {
     common: Arc<Common>,
     env: Vec<(String, String)>,
     preopens: Vec<(PathBuf, String, bool)>,
     queues: Option<QueueGrant>,
-    /// Container runs so far: each run holds its queue leases under its own name.
+    /// Container runs so far: each run holds its queue leases under its own name (counted in
+    /// a shared sandbox too, where no pod has queues and nothing reads it).
     runs: std::sync::atomic::AtomicI32,
     _tmp: Option<TempDir>,
 }
