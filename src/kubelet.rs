@@ -162,8 +162,9 @@ async fn run_one(
         // that a trivial pod costs the host one turn, not two. Every run keeps its log.
         let mut reported = false;
         let report_start = |reported: &mut bool| {
-            if let Some(at) = log.started().filter(|_| !*reported) {
+            if let Some(started) = log.started().filter(|_| !*reported) {
                 *reported = true;
+                let at = clock.at(started);
                 let log = log.clone();
                 reporter.report(PodUpdate::Started { pod, at, log }, false, None);
             }
@@ -173,7 +174,7 @@ async fn run_one(
             let update = PodUpdate::Finished {
                 pod,
                 exit,
-                started: Some(log.started().unwrap_or(at)),
+                started: Some(clock.at(log.started().unwrap_or(instant))),
                 at,
                 log: (!reported).then(|| log.clone()),
             };
@@ -183,7 +184,7 @@ async fn run_one(
         // mapping limit, when a store is made, run or dropped) ends this run as one that
         // could not run. Left to unwind, it would end the pod's task unreported and the host
         // would wait for the pod forever.
-        let exit = match guarded(&log, || run.sandbox.run(log.clone(), clock)) {
+        let exit = match guarded(&log, || run.sandbox.run(log.clone())) {
             Err(exit) => exit,
             Ok(mut sandbox) => {
                 let exit = tokio::select! {
@@ -216,8 +217,8 @@ async fn run_one(
             return (next, Some(log));
         }
         let at = clock.at(instant);
-        log.mark_started(at);
-        let t0 = log.started().unwrap_or(at);
+        log.mark_started(instant);
+        let t0 = clock.at(log.started().unwrap_or(instant));
         report_start(&mut reported);
         restarts += 1;
         reporter.report(

@@ -42,7 +42,7 @@ pub struct PodLog {
     inner: Mutex<Inner>,
     /// When the run's guest started, once it has (the kubelet's note, kept with the run's
     /// other per-run state rather than in an allocation of its own).
-    started: std::sync::OnceLock<jiff::Timestamp>,
+    started: std::sync::OnceLock<tokio::time::Instant>,
 }
 
 #[derive(Default)]
@@ -117,13 +117,15 @@ impl PodLog {
         }
     }
 
-    /// Notes that the run started at `at` (the first note stands).
-    pub fn mark_started(&self, at: jiff::Timestamp) {
+    /// Notes that the run started at `at` (the first note stands). An instant of tokio's
+    /// clock, not a timestamp: the sandbox notes it without a [`crate::clock::Clock`], and
+    /// the kubelet converts it once it reports it.
+    pub fn mark_started(&self, at: tokio::time::Instant) {
         let _ = self.started.set(at);
     }
 
     /// When the run started, if it has.
-    pub fn started(&self) -> Option<jiff::Timestamp> {
+    pub fn started(&self) -> Option<tokio::time::Instant> {
         self.started.get().copied()
     }
 
@@ -301,7 +303,7 @@ mod tests {
     #[test]
     fn a_log_let_go_is_renewed_in_place_and_a_kept_one_is_not() {
         let log = PodLog::new("p-1", "c", 10, None);
-        log.mark_started(jiff::Timestamp::UNIX_EPOCH);
+        log.mark_started(tokio::time::Instant::now());
         log.write(&[b'x'; 25]);
         log.finish();
         let at = Arc::as_ptr(&log);

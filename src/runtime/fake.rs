@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use crate::api::field::ErrorList;
 use crate::api::types::Job;
-use crate::clock::Clock;
 use crate::logs::PodLog;
 use crate::runtime::{BoxFuture, PodExit, PodIdentity, PodRuntime, PreparedPod, Sandbox};
 
@@ -56,12 +55,11 @@ impl PreparedPod for Script {
 }
 
 impl Sandbox for Script {
-    fn run(&self, log: Arc<PodLog>, clock: &Arc<dyn Clock>) -> BoxFuture<PodExit> {
+    fn run(&self, log: Arc<PodLog>) -> BoxFuture<PodExit> {
         let args = self.args.clone();
-        let clock = clock.clone();
         let run = self.runs.fetch_add(1, Ordering::SeqCst);
         Box::pin(async move {
-            log.mark_started(clock.now());
+            log.mark_started(tokio::time::Instant::now());
             let mut it = args.iter();
             while let Some(step) = it.next() {
                 let mut num = || it.next().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);

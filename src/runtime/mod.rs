@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use crate::api::field::ErrorList;
 use crate::api::types::Job;
-use crate::clock::Clock;
 use crate::logs::PodLog;
 
 pub mod fake;
@@ -108,8 +107,8 @@ pub trait PreparedPod: Send + Sync {
 /// One pod: runs its container, possibly several times (restartPolicy OnFailure).
 pub trait Sandbox: Send + Sync {
     /// Runs the container once, writing its output to `log`, and notes in `log` when it
-    /// starts (its instance is ready and its entry point about to run), at `clock`'s time:
-    /// not at all if it never does (e.g. it cannot be instantiated, or waits for an instance
-    /// slot). Dropping the future stops it.
-    fn run(&self, log: Arc<PodLog>, clock: &Arc<dyn Clock>) -> BoxFuture<PodExit>;
+    /// starts (its instance is ready and its entry point about to run: `PodLog::mark_started`
+    /// with tokio's `Instant::now()`), not at all if it never does (e.g. it cannot be
+    /// instantiated, or waits for an instance slot). Dropping the future stops it.
+    fn run(&self, log: Arc<PodLog>) -> BoxFuture<PodExit>;
 }

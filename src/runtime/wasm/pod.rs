@@ -21,7 +21,6 @@ use crate::api::field::{ErrorList, FieldError, Path as FieldPath};
 use crate::api::quantity::parse_bytes;
 use crate::api::types::Job;
 use crate::api::validation::{FieldRef, field_ref_key};
-use crate::clock::Clock;
 use crate::logs::PodLog;
 use crate::queue::QueueGrant;
 use crate::runtime::{BoxFuture, PodExit, PodIdentity, PreparedPod, Sandbox};
@@ -492,7 +491,7 @@ struct WasmSandbox {
 }
 
 impl Sandbox for WasmSandbox {
-    fn run(&self, log: Arc<PodLog>, clock: &Arc<dyn Clock>) -> BoxFuture<PodExit> {
+    fn run(&self, log: Arc<PodLog>) -> BoxFuture<PodExit> {
         // Counted first: every run the kubelet reports, even one that cannot start, has a
         // number, and the host settles queue leases by it.
         let run = self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -527,7 +526,7 @@ impl Sandbox for WasmSandbox {
             }),
         };
         let store = new_store(&common.engine, state);
-        let (common, clock) = (common.clone(), clock.clone());
+        let common = common.clone();
         Box::pin(async move {
             // An instance slot of the pool, held until the store that used it is gone.
             let Some(slot) = common.slots.hold().await else {
@@ -536,7 +535,7 @@ impl Sandbox for WasmSandbox {
             // Declared after the slot, so that a run stopped mid-way (its future dropped)
             // drops the store first too.
             let mut store = store;
-            let started = || log.mark_started(clock.now());
+            let started = || log.mark_started(tokio::time::Instant::now());
             let result =
                 start_guest(&common.engine, &slot, &common.guest, &mut store, started).await;
             let exit = classify(result, store.data().limiter.denied, common.memory_limit);
@@ -704,11 +703,10 @@ fn classify(result: wasmtime::Result<()>, memory_denied: bool, limit: usize) -> 
 mod tests {
     use std::collections::BTreeMap;
     use std::path::Path;
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
     use super::super::{WasmOptions, WasmRuntime};
     use crate::api::types::Job;
-    use crate::clock::{Clock, TokioClock};
     use crate::logs::PodLog;
     use crate::runtime::{PodExit, PodIdentity, PodRuntime, PreparedPod};
 
@@ -730,8 +728,11 @@ mod tests {
         (runtime, prepared)
     }
 
-    /// One container run of a new sandbox of `prepared` (pod `name`).
-    async fn run_once(prepared: &dyn PreparedPod, name: &str, clock: &Arc<dyn Clock>) -> PodExit {
+    /// One container run of a new sandbox of `prepared` (pod `name`), and when it started.
+    async fn run_once(
+        prepared: &dyn PreparedPod,
+        name: &str,
+    ) -> (PodExit, Option<tokio::time::Instant>) {
         let labels = BTreeMap::new();
         let identity = PodIdentity {
             name,
@@ -743,7 +744,8 @@ mod tests {
         };
         let sandbox = prepared.sandbox(&identity).unwrap();
         let log = PodLog::new(name, "c", 1 << 10, None);
-        sandbox.run(log, clock).await
+        let exit = sandbox.run(log.clone()).await;
+        (exit, log.started())
     }
 
     /// A run hands its pool slot on only once its store has given the instance back. The
@@ -758,11 +760,10 @@ mod tests {
         let tasks: Vec<_> = (0..4)
             .map(|_| {
                 let prepared = prepared.clone();
-                let clock: Arc<dyn Clock> = Arc::new(TokioClock::new());
                 tokio::spawn(async move {
                     let mut failed = Vec::new();
                     for _ in 0..1000 {
-                        match run_once(&*prepared, "t-1", &clock).await {
+                        match run_once(&*prepared, "t-1").await.0 {
                             PodExit::Exited(0) => {}
                             other => failed.push(other),
                         }
@@ -782,49 +783,30 @@ mod tests {
         }
     }
 
-    /// A clock that notes each reading as pod `name`'s start.
-    struct StartRecorder {
-        name: &'static str,
-        events: Arc<Mutex<Vec<String>>>,
-    }
-
-    impl Clock for StartRecorder {
-        fn now(&self) -> jiff::Timestamp {
-            self.events
-                .lock()
-                .unwrap()
-                .push(format!("{} started", self.name));
-            jiff::Timestamp::UNIX_EPOCH
-        }
-    }
-
     /// A run that waits for an instance slot has not started: a pod beyond the pool stays
     /// Pending (it once showed Running while it waited).
     #[tokio::test]
     async fn a_run_starts_only_once_it_has_an_instance_slot() {
         let testbed = concat!(env!("CARGO_MANIFEST_DIR"), "/guests/bin/testbed.wasm");
         let (_runtime, prepared) = pool_of_one(Path::new("."), testbed, "sleep, '50'");
-        let events = Arc::new(Mutex::new(Vec::new()));
         let run = |name: &'static str| {
-            let ended = events.clone();
-            // The sandbox reads the clock only for the start it notes.
-            let clock: Arc<dyn Clock> = Arc::new(StartRecorder {
-                name,
-                events: events.clone(),
-            });
             let prepared = prepared.clone();
             async move {
-                let exit = run_once(&*prepared, name, &clock).await;
-                ended.lock().unwrap().push(format!("{name} ended"));
-                exit
+                let (exit, started) = run_once(&*prepared, name).await;
+                (exit, started, tokio::time::Instant::now())
             }
         };
-        let (a, b) = tokio::join!(run("a"), run("b"));
+        let ((a, a_start, a_end), (b, b_start, b_end)) = tokio::join!(run("a"), run("b"));
         assert_eq!((a, b), (PodExit::Exited(0), PodExit::Exited(0)));
-        assert_eq!(
-            *events.lock().unwrap(),
-            ["a started", "a ended", "b started", "b ended"]
+        let (a_start, b_start) = (a_start.unwrap(), b_start.unwrap());
+        // b waited for a's slot, and started only once a had ended.
+        assert!(a_start < a_end, "a ran 50 ms");
+        assert!(
+            a_end <= b_start,
+            "b started {:?} before a ended",
+            a_end - b_start
         );
+        assert!(b_start < b_end, "b ran 50 ms");
     }
 
     /// A module runs only if it exports `_start` as a function of no parameters and no
