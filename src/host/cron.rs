@@ -186,7 +186,7 @@ impl Host {
             tz: zone_of(&s.cronjob),
             prepared: s.prepared,
             queues: s.queues,
-            requeue_at: Some(self.past),
+            requeue_at: Some(self.last_turn),
             source,
             created: 0,
             dirty: false,
@@ -254,7 +254,7 @@ impl Host {
             && let Some(c) = self.store.cronjobs.iter().position(|cj| cj.uid() == uid)
             && !self.crons[c].deleted
         {
-            self.crons[c].requeue_at = Some(self.past);
+            self.crons[c].requeue_at = Some(self.last_turn);
         }
     }
 

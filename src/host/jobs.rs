@@ -427,7 +427,7 @@ impl Host {
                 .finished(spec, &self.store.pods[p].pod, at);
         }
         // Any change may move the Job on: reconcile it in this turn of the loop.
-        self.jobs[j].requeue_at = Some(self.past);
+        self.jobs[j].requeue_at = Some(self.last_turn);
     }
 }
 

@@ -243,10 +243,9 @@ pub struct Host {
     store_error: Option<StoreError>,
     /// When the state database was last committed to.
     last_commit: Instant,
-    /// A moment already past (the host's creation): what is requeued at it is due at the
-    /// next turn, without a clock read per pod update.
-    past: Instant,
-    /// The clock's reading for the last turn.
+    /// The clock's reading for the last turn (at first, the host's creation): a moment
+    /// already past, so what is requeued at it is due at the next turn, without a clock read
+    /// per pod update.
     last_turn: Instant,
     /// Changes not yet shown to `on_change` (only kept with [`HostConfig::watch`]).
     changes: Vec<Change>,
@@ -293,7 +292,6 @@ impl Host {
             deleted: HashSet::new(),
             store_error: None,
             last_commit: Instant::now(),
-            past: Instant::now(),
             last_turn: Instant::now(),
             changes: Vec::new(),
             shutting_down: false,
@@ -456,7 +454,7 @@ impl Host {
             prepared,
             active: Vec::new(),
             counts: ActiveCounts::default(),
-            requeue_at: Some(self.past),
+            requeue_at: Some(self.last_turn),
             source,
             stored_names_loaded: false,
             dirty: false,
@@ -593,8 +591,8 @@ impl Host {
         }
     }
 
-    /// Applies the updates that found the host busy, in the order they were queued.
-    /// Applies the updates queued over the channel; whether there were any.
+    /// Applies the updates that found the host busy, in the order they were queued; whether
+    /// there were any.
     fn apply_queued(&mut self) -> bool {
         let mut any = false;
         while let Ok(update) = self.updates_rx.try_recv() {

@@ -75,7 +75,7 @@ impl Host {
             );
             self.emit(|h| h.pod_change(p));
             let j = self.store.pods[p].job;
-            self.jobs[j].requeue_at = Some(self.past);
+            self.jobs[j].requeue_at = Some(self.last_turn);
         }
         self.done_requests.push(req.id);
     }
@@ -93,7 +93,7 @@ impl Host {
         };
         if let Some(j) = self.store.jobs.iter().position(|j| j.uid() == req.uid) {
             self.store.jobs[j].spec.suspend = Some(suspend);
-            self.jobs[j].requeue_at = Some(self.past);
+            self.jobs[j].requeue_at = Some(self.last_turn);
             self.touch_job(j);
         }
         self.done_requests.push(req.id);

@@ -484,8 +484,8 @@ struct WasmSandbox {
     env: Vec<(String, String)>,
     preopens: Vec<(PathBuf, String, bool)>,
     queues: Option<QueueGrant>,
-    /// Container runs so far: each run holds its queue leases under its own name (counted in
-    /// a shared sandbox too, where no pod has queues and nothing reads it).
+    /// Container runs so far, counted for pods with queues: each run holds its queue leases
+    /// under its own name.
     runs: std::sync::atomic::AtomicI32,
     _tmp: Option<TempDir>,
 }
@@ -493,8 +493,12 @@ struct WasmSandbox {
 impl Sandbox for WasmSandbox {
     fn run(&self, log: Arc<PodLog>) -> BoxFuture<PodExit> {
         // Counted first: every run the kubelet reports, even one that cannot start, has a
-        // number, and the host settles queue leases by it.
-        let run = self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // number, and the host settles queue leases by it. Only pods with queues count (a
+        // shared sandbox's counter would be a write both cores make per pod).
+        let run = match self.queues {
+            Some(_) => self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+            None => 0,
+        };
         let mut b = WasiCtxBuilder::new();
         let common = &self.common;
         b.args(&common.argv)
