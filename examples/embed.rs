@@ -43,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
         let log = pod.logs.last().map(|l| l.contents()).unwrap_or_default();
         println!(
             "{}: {} bytes of log",
-            pod.pod.metadata.name.as_deref().unwrap_or(""),
+            pod.pod().metadata.name.as_deref().unwrap_or(""),
             log.len()
         );
     }

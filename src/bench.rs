@@ -226,8 +226,8 @@ async fn run_job(
         .pods
         .iter()
         .filter_map(|e| {
-            let created = e.pod.metadata.creation_timestamp?;
-            let started = e.pod.status.start_time?;
+            let created = e.pod().metadata.creation_timestamp?;
+            let started = e.pod().status.start_time?;
             Some(created.duration_until(started).unsigned_abs())
         })
         .collect();
@@ -242,8 +242,8 @@ async fn run_job(
         .store()
         .pods
         .iter()
-        .map(|e| &e.pod)
-        .filter(|p| p.status.phase != "Succeeded")
+        .filter(|e| !e.succeeded())
+        .map(|e| e.pod())
         .collect();
     // The cause is the first pod to fail, not those its Job then stopped.
     let first = failures

@@ -8,8 +8,8 @@ use jiff::Timestamp;
 
 use super::jsonpath::{ItemWise, Template};
 use super::output::{
-    Format, List, Listing, RenderError, parse_format, pod_row, pods_header, render, render_string,
-    table, tracked, with_namespaces,
+    Format, List, Listing, PodView, RenderError, parse_format, pod_row, pods_header, render,
+    render_string, table, tracked, with_namespaces,
 };
 use super::state::{Resource, StateDir, resource_args};
 use super::{Outcome, parse_duration};
@@ -62,7 +62,7 @@ impl Objects {
         match self {
             Objects::CronJobs(v) => l.cronjobs = v.iter().collect(),
             Objects::Jobs(v) => l.jobs = v.iter().collect(),
-            Objects::Pods(v) => l.pods = v.iter().collect(),
+            Objects::Pods(v) => l.pods = v.iter().map(PodView::from).collect(),
             Objects::Events(v) => l.events = v.iter().collect(),
         }
         l

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::api::cronjob::CronJob;
 use crate::api::types::{COMPLETE, FAILED, FAILURE_TARGET, Job, Pod};
 use crate::host::pod_status_column;
-use crate::store::{Event, Store};
+use crate::store::{Event, PodEntry, Store};
 
 /// `-o` formats.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,9 +252,12 @@ fn cronjobs_rows(cronjobs: &[&CronJob], wide: bool, now: Timestamp) -> Vec<Vec<S
 }
 
 /// `kubectl get pods` rows.
-fn pods_rows(pods: &[&Pod], wide: bool, now: Timestamp) -> Vec<Vec<String>> {
+fn pods_rows(pods: &[PodView<'_>], wide: bool, now: Timestamp) -> Vec<Vec<String>> {
     let mut rows = vec![pods_header(wide)];
-    rows.extend(pods.iter().map(|pod| pod_row(pod, wide, now)));
+    rows.extend(
+        pods.iter()
+            .map(|p| p.with_pod(|pod| pod_row(pod, wide, now))),
+    );
     rows
 }
 
@@ -367,7 +370,7 @@ pub struct Listing<'a> {
     /// Jobs.
     pub jobs: Vec<&'a Job>,
     /// Pods.
-    pub pods: Vec<&'a Pod>,
+    pub pods: Vec<PodView<'a>>,
     /// Events.
     pub events: Vec<&'a Event>,
     /// Whether tables get a NAMESPACE column (`-A`).
@@ -380,7 +383,7 @@ impl<'a> Listing<'a> {
         Listing {
             cronjobs: store.cronjobs.iter().collect(),
             jobs: store.jobs.iter().collect(),
-            pods: store.pods.iter().map(|p| &p.pod).collect(),
+            pods: store.pods.iter().map(|p| PodView::Entry(p)).collect(),
             events: Vec::new(),
             namespaces: false,
         }
@@ -409,8 +412,58 @@ impl<'a> Listing<'a> {
 enum Item<'a> {
     CronJob(&'a CronJob),
     Job(&'a Job),
-    Pod(&'a Pod),
+    Pod(PodView<'a>),
     Event(&'a Event),
+}
+
+/// A pod to list: a Pod object, or a host's entry, whose lean pod is made into a Pod only
+/// while it is printed (and not at all for its name).
+#[derive(Clone, Copy)]
+pub enum PodView<'a> {
+    /// A Pod object.
+    Pod(&'a Pod),
+    /// A pod the host keeps.
+    Entry(&'a PodEntry),
+}
+
+impl PodView<'_> {
+    /// `f` of the Pod object.
+    pub fn with_pod<T>(self, f: impl FnOnce(&Pod) -> T) -> T {
+        match self {
+            PodView::Pod(pod) => f(pod),
+            PodView::Entry(entry) => entry.with_pod(f),
+        }
+    }
+
+    /// The pod's name.
+    pub fn name(&self) -> &str {
+        match self {
+            PodView::Pod(pod) => pod.metadata.name.as_deref().unwrap_or_default(),
+            PodView::Entry(entry) => entry.name(),
+        }
+    }
+
+    /// The pod's namespace, if set.
+    pub fn namespace(&self) -> Option<&str> {
+        match self {
+            PodView::Pod(pod) => pod.metadata.namespace.as_deref(),
+            PodView::Entry(entry) => entry.namespace(),
+        }
+    }
+
+    /// Whether the pod was deleted.
+    pub fn deleted(&self) -> bool {
+        match self {
+            PodView::Pod(pod) => pod.metadata.deletion_timestamp.is_some(),
+            PodView::Entry(entry) => entry.deleted(),
+        }
+    }
+}
+
+impl<'a> From<&'a Pod> for PodView<'a> {
+    fn from(pod: &'a Pod) -> Self {
+        PodView::Pod(pod)
+    }
 }
 
 impl Serialize for Item<'_> {
@@ -418,7 +471,7 @@ impl Serialize for Item<'_> {
         match self {
             Item::CronJob(c) => c.serialize(s),
             Item::Job(j) => j.serialize(s),
-            Item::Pod(p) => p.serialize(s),
+            Item::Pod(p) => p.with_pod(|pod| pod.serialize(s)),
             Item::Event(e) => event_object(e).serialize(s),
         }
     }
@@ -558,9 +611,7 @@ fn render_to(
                 match item {
                     Item::CronJob(c) => writeln!(w, "cronjob.batch/{}", c.name()),
                     Item::Job(j) => writeln!(w, "job.batch/{}", j.name()),
-                    Item::Pod(p) => {
-                        writeln!(w, "pod/{}", p.metadata.name.as_deref().unwrap_or(""))
-                    }
+                    Item::Pod(p) => writeln!(w, "pod/{}", p.name()),
                     Item::Event(e) => writeln!(
                         w,
                         "event/{}",
@@ -647,7 +698,11 @@ fn tables(listing: &Listing<'_>, wide: bool, now: Timestamp) -> String {
         let rows = pods_rows(&listing.pods, wide, now);
         parts.push(ns(
             rows,
-            listing.pods.iter().map(|p| of(&p.metadata)).collect(),
+            listing
+                .pods
+                .iter()
+                .map(|p| p.namespace().unwrap_or("default"))
+                .collect(),
         ));
     }
     if !listing.events.is_empty() {
@@ -726,7 +781,7 @@ mod tests {
     fn json_is_a_list_in_kubectl_field_order_or_the_object_asked_for() {
         let (a, b) = (pod("a"), pod("b"));
         let listing = Listing {
-            pods: vec![&a, &b],
+            pods: vec![(&a).into(), (&b).into()],
             ..Default::default()
         };
         let now = Timestamp::UNIX_EPOCH;
@@ -740,7 +795,7 @@ mod tests {
         assert!(at("name") < at("namespace") && at("uid") < at("creationTimestamp"));
         // One object asked for by name is printed alone.
         let one = Listing {
-            pods: vec![&a],
+            pods: vec![(&a).into()],
             ..Default::default()
         };
         let text = render_string(&one, &Format::Yaml, now, true).unwrap();
@@ -764,7 +819,7 @@ mod tests {
         }
         let a = pod("a");
         let listing = Listing {
-            pods: vec![&a],
+            pods: vec![(&a).into()],
             ..Default::default()
         };
         let now = Timestamp::UNIX_EPOCH;

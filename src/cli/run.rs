@@ -828,9 +828,7 @@ async fn drive(host: Host, o: &RunOptions) -> Outcome {
     listing
         .cronjobs
         .retain(|c| c.metadata.deletion_timestamp.is_none());
-    listing
-        .pods
-        .retain(|p| p.metadata.deletion_timestamp.is_none());
+    listing.pods.retain(|p| !p.deleted());
     let mut stdout = std::io::stdout().lock();
     if !o.output.structured() && streams_logs(o) && !listing.pods.is_empty() {
         let _ = writeln!(stdout);

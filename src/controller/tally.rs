@@ -65,6 +65,15 @@ impl Tally {
         }
     }
 
+    /// Folds in a pod that succeeded, of completion index `index` if it has one.
+    pub fn pod_succeeded(&mut self, index: Option<i32>) {
+        self.succeeded += 1;
+        self.backoff.succeeded();
+        if let (Some(done), Some(i)) = (self.succeeded_indexes.as_mut(), index) {
+            done.insert(i);
+        }
+    }
+
     /// Folds in `pod`, which just finished at `at`.
     pub fn finished(&mut self, spec: &JobSpec, pod: &Pod, at: Timestamp) {
         if matches!(
@@ -75,11 +84,7 @@ impl Tally {
         }
         let index = completion_index(pod);
         if pod.status.phase == "Succeeded" {
-            self.succeeded += 1;
-            self.backoff.succeeded();
-            if let (Some(done), Some(i)) = (self.succeeded_indexes.as_mut(), index) {
-                done.insert(i);
-            }
+            self.pod_succeeded(index);
             return;
         }
         if pod

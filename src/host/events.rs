@@ -199,7 +199,7 @@ impl Host {
         let (meta, source) = match kind {
             "Job" => (&self.store.jobs[index].metadata, "job-controller"),
             "CronJob" => (&self.store.cronjobs[index].metadata, "cronjob-controller"),
-            _ => (&self.store.pods[index].pod.metadata, "kubelet"),
+            _ => (&self.store.pods[index].pod().metadata, "kubelet"),
         };
         self.store.events.push(Box::new(Event {
             type_: type_.into(),

@@ -129,15 +129,16 @@ impl Host {
 
     /// How pod `p` stands now, for live views.
     pub(super) fn pod_change(&self, p: usize) -> Change {
-        let pod = &self.store.pods[p].pod;
+        let entry = &self.store.pods[p];
+        // A lean pod never restarted, and is not made into a Pod for a live view.
+        let restarts = match entry.is_lean() {
+            true => 0,
+            false => (entry.pod().status.container_statuses.first()).map_or(0, |c| c.restart_count),
+        };
         Change::Pod {
-            name: pod.metadata.name.clone().unwrap_or_default(),
-            status: pod_status_column(pod),
-            restarts: pod
-                .status
-                .container_statuses
-                .first()
-                .map_or(0, |c| c.restart_count),
+            name: entry.name().to_string(),
+            status: entry.status_column(),
+            restarts,
         }
     }
 
@@ -150,12 +151,7 @@ impl Host {
     }
 
     pub(super) fn pod_name(&self, p: usize) -> String {
-        self.store.pods[p]
-            .pod
-            .metadata
-            .name
-            .clone()
-            .unwrap_or_default()
+        self.store.pods[p].name().to_string()
     }
 
     pub(super) fn kill(&mut self, p: usize, reason: &str) {
@@ -213,7 +209,12 @@ impl Host {
             None => self.jobs[j].template.prefix.clone(),
         };
         let name = self.generate_name(&base);
-        let uid = new_uid(&mut self.rng);
+        let uid = pods::Uid::draw(&mut self.rng);
+        // The event first, while the name is at hand: past the first few, a wide Job's
+        // creations are combined into one event, and the name is not copied.
+        let parts = ["Created pod: ", name.as_str()];
+        let message = events::Message::Parts(&parts);
+        self.event_of("Job", j, "Normal", "SuccessfulCreate", message, now);
         let job = &self.store.jobs[j];
         let restart_on_failure =
             job.spec.template.spec.restart_policy.as_deref() == Some("OnFailure");
@@ -223,43 +224,45 @@ impl Host {
             Some(_) => name.clone(),
             None => String::new(),
         };
-        // Made in its box: a pod is a few hundred bytes, moved once less.
-        let mut entry = Box::new(PodEntry {
-            pod: pods::new_pod(job, template, base, name, uid, now),
-            job: j,
-            logs: Default::default(),
-        });
-        let pod = &mut entry.pod;
-        if let Some(i) = index {
-            for map in [&mut pod.metadata.annotations, &mut pod.metadata.labels] {
-                Arc::make_mut(map).insert(pods::COMPLETION_INDEX.into(), i.to_string());
-            }
-            if job.spec.backoff_limit_per_index.is_some() {
-                for (k, v) in self.jobs[j].tally.index_annotations(i) {
-                    Arc::make_mut(&mut pod.metadata.annotations).insert(k.into(), v);
+        // A Job's pods are lean until read, but for an Indexed Job's, whose labels and
+        // annotations are their own.
+        let entry = Box::new(match index {
+            None => PodEntry::lean(pods::LeanPod::new(template.clone(), name, uid, now), j),
+            Some(i) => {
+                let mut pod = pods::new_pod(template, base, name, uid.text(), now);
+                for map in [&mut pod.metadata.annotations, &mut pod.metadata.labels] {
+                    Arc::make_mut(map).insert(pods::COMPLETION_INDEX.into(), i.to_string());
                 }
+                if job.spec.backoff_limit_per_index.is_some() {
+                    for (k, v) in self.jobs[j].tally.index_annotations(i) {
+                        Arc::make_mut(&mut pod.metadata.annotations).insert(k.into(), v);
+                    }
+                }
+                PodEntry::new(pod, j)
             }
-        }
+        });
         let container = template.container.name.clone();
-        let (name, uid) = (&pod.metadata.name, &pod.metadata.uid);
-        let (name, uid) = (
-            name.as_deref().unwrap_or_default(),
-            uid.as_deref().unwrap_or_default(),
-        );
+        let (labels, annotations) = match index {
+            None => (&template.labels, &template.annotations),
+            Some(_) => {
+                let meta = &entry.pod().metadata;
+                (&meta.labels, &meta.annotations)
+            }
+        };
         let queues = self.jobs[j]
             .queues
             .as_ref()
             .map(|(req, broker)| QueueGrant {
                 broker: broker.clone(),
                 queues: req.queues.clone(),
-                holder: uid.to_string(),
+                holder: uid.text(),
             });
         let identity = PodIdentity {
-            name,
+            name: entry.name(),
             namespace: job.metadata.namespace.as_deref().unwrap_or_default(),
-            uid,
-            labels: &pod.metadata.labels,
-            annotations: &pod.metadata.annotations,
+            uid: &uid,
+            labels,
+            annotations,
             queues: queues.as_ref(),
         };
         let sandbox = prepared.sandbox(&identity);
@@ -284,13 +287,6 @@ impl Host {
             unsaved_run: 0,
         });
         self.touch_pod(p);
-        // The name is lent by the pod for the call (which needs the host mutably), not
-        // copied: past the first few, a wide Job's creations are combined into one event.
-        let name = std::mem::take(&mut self.store.pods[p].pod.metadata.name);
-        let parts = ["Created pod: ", name.as_deref().unwrap_or_default()];
-        let message = events::Message::Parts(&parts);
-        self.event_of("Job", j, "Normal", "SuccessfulCreate", message, now);
-        self.store.pods[p].pod.metadata.name = name;
         self.emit(|h| Change::Pod {
             name: h.pod_name(p),
             status: "Pending".into(),
@@ -357,7 +353,9 @@ impl Host {
     fn started(&mut self, p: usize, at: Timestamp, log: Arc<crate::logs::PodLog>) {
         let entry = &mut self.store.pods[p];
         entry.logs.push(log);
-        pods::started(&mut entry.pod, at);
+        if !entry.lean_mut().is_some_and(|lean| lean.start(at)) {
+            pods::started(entry.pod_mut(), at);
+        }
     }
 
     pub(super) fn apply(&mut self, update: PodUpdate) {
@@ -373,7 +371,7 @@ impl Host {
                 started,
                 at,
             } => {
-                pods::restarting(&mut self.store.pods[p].pod, &exit, started, at);
+                pods::restarting(self.store.pods[p].pod_mut(), &exit, started, at);
                 self.update_active(p, |a| {
                     a.ready = false;
                     a.restart_count += 1;
@@ -400,7 +398,12 @@ impl Host {
                     // A run that ended before it waited: its start comes with its end.
                     self.started(p, started.unwrap_or(at), log);
                 }
-                pods::finished(&mut self.store.pods[p].pod, &exit, started, at);
+                let success = exit.success();
+                let entry = &mut self.store.pods[p];
+                match entry.lean_mut() {
+                    Some(lean) if lean.can_finish() => lean.finish(exit, started, at),
+                    _ => pods::finished(entry.pod_mut(), &exit, started, at),
+                }
                 // A last run that wrote nothing keeps the host's one blank log rather than
                 // its own: a wide Job of quiet pods keeps one allocation fewer per pod.
                 // Nothing writes to a run's log once it has finished (its output, the
@@ -411,7 +414,7 @@ impl Host {
                 {
                     *log = self.blank_log.clone();
                 }
-                self.settle_leases(p, exit.success());
+                self.settle_leases(p, success);
                 (p, Some(at))
             }
         };
@@ -421,10 +424,14 @@ impl Host {
         if let Some(at) = finished {
             self.remove_active(p);
             self.pods[p].kill = None;
-            let spec = &self.store.jobs[j].spec;
-            self.jobs[j]
-                .tally
-                .finished(spec, &self.store.pods[p].pod, at);
+            let store = &mut self.store;
+            let (spec, entry) = (&store.jobs[j].spec, &mut store.pods[p]);
+            let tally = &mut self.jobs[j].tally;
+            // A lean pod is not Indexed: a success counts without making its Pod.
+            match entry.is_lean() && entry.succeeded() {
+                true => tally.pod_succeeded(None),
+                false => tally.finished(spec, entry.pod_mut(), at),
+            }
         }
         // Any change may move the Job on: reconcile it in this turn of the loop.
         self.jobs[j].requeue_at = Some(self.last_turn);
@@ -481,15 +488,6 @@ impl NameSequence {
         }
         name
     }
-}
-
-/// A random (v4) uid in its usual text form, from the host's generator (uids need to be
-/// unique, not secret), without the formatting machinery that `to_string` goes through.
-pub(super) fn new_uid(rng: &mut SmallRng) -> String {
-    let bytes = rng.random::<u128>().to_le_bytes();
-    let uuid = uuid::Builder::from_random_bytes(bytes).into_uuid();
-    let mut buf = uuid::Uuid::encode_buffer();
-    String::from(&*uuid.hyphenated().encode_lower(&mut buf))
 }
 
 #[cfg(test)]

@@ -174,7 +174,7 @@ struct JobState {
     /// Its finished pods, folded.
     tally: Tally,
     /// What its pods have in common.
-    template: pods::PodTemplate,
+    template: Arc<pods::PodTemplate>,
     requeue_at: Option<Instant>,
     /// Written to the store once, with the Job's first commit.
     source: Option<JobSource>,
@@ -449,7 +449,7 @@ impl Host {
         let j = self.store.jobs.len();
         let mut state = JobState {
             tally: Tally::new(&job.spec),
-            template: pods::PodTemplate::new(&job, prepared.image_id()),
+            template: Arc::new(pods::PodTemplate::new(&job, prepared.image_id())),
             queues,
             prepared,
             active: Vec::new(),
@@ -485,11 +485,7 @@ impl Host {
             if let Some(name) = &pod.metadata.name {
                 self.names.insert(jobs::name_key(name));
             }
-            self.store.pods.push(Box::new(PodEntry {
-                pod,
-                job: j,
-                logs: Default::default(),
-            }));
+            self.store.pods.push(Box::new(PodEntry::new(pod, j)));
             self.pods.push(PodState {
                 kill: None,
                 slot: usize::MAX,

@@ -11,7 +11,7 @@ impl Host {
         let Some((req, broker)) = &self.jobs[self.store.pods[p].job].queues else {
             return;
         };
-        let pod = &self.store.pods[p].pod;
+        let pod = self.store.pods[p].pod();
         let Some(uid) = &pod.metadata.uid else {
             return;
         };
@@ -180,11 +180,12 @@ impl Host {
         }
         for &p in &dirty_pods {
             let entry = &self.store.pods[p];
-            if deleted(entry.pod.metadata.uid.as_deref()) {
+            let pod = entry.pod();
+            if deleted(pod.metadata.uid.as_deref()) {
                 continue;
             }
-            batch.pods.push(&entry.pod);
-            let uid = entry.pod.metadata.uid.clone().unwrap_or_default();
+            batch.pods.push(pod);
+            let uid = pod.metadata.uid.clone().unwrap_or_default();
             let state = &mut self.pods[p];
             for (run, log) in entry.logs.iter().enumerate().skip(state.unsaved_run) {
                 let data = log.take_unsaved();

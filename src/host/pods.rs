@@ -8,8 +8,8 @@ use jiff::Timestamp;
 use crate::api::defaults::owner_reference;
 use crate::api::types::{
     ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, FAILURE_TARGET, Job, ObjectMeta, OwnerReference, Pod, PodCondition, PodStatus,
-    SUCCESS_CRITERIA_MET,
+    ContainerStatus, FAILURE_TARGET, Job, ObjectMeta, OwnerReference, Pod, PodCondition, PodSpec,
+    PodStatus, SUCCESS_CRITERIA_MET, StringMap,
 };
 use crate::controller::job::{
     FAILURE_REASONS, REASON_DEADLINE, REASON_JOB_SUCCEEDED, REASON_SUSPENDED,
@@ -38,12 +38,21 @@ pub fn name_prefix(stem: &str) -> String {
     prefix
 }
 
-/// What all pods of a Job have in common, built once per Job.
+/// What all pods of a Job have in common, built once per Job and shared by its pods.
+#[derive(Debug)]
 pub struct PodTemplate {
     /// `generateName` (but an Indexed Job's pods name their index too).
     pub prefix: Arc<str>,
+    /// The Job's namespace.
+    pub namespace: Option<Arc<str>>,
+    /// The pod template's labels.
+    pub labels: Arc<StringMap>,
+    /// The pod template's annotations.
+    pub annotations: Arc<StringMap>,
     /// `ownerReferences`: the Job, as [`owner_reference`] names it.
     pub owners: Arc<Vec<OwnerReference>>,
+    /// The pod template's spec.
+    pub spec: Arc<PodSpec>,
     /// The container's status while the pod is Pending.
     pub container: ContainerStatus,
 }
@@ -51,12 +60,17 @@ pub struct PodTemplate {
 impl PodTemplate {
     /// The template of `job`'s pods, whose module is `image_id`.
     pub fn new(job: &Job, image_id: Arc<str>) -> Self {
-        let (name, image) = (job.spec.template.spec.containers.first())
+        let tmpl = &job.spec.template;
+        let (name, image) = (tmpl.spec.containers.first())
             .map(|c| (c.name.as_str().into(), c.image.as_str().into()))
             .unwrap_or_default();
         PodTemplate {
             prefix: name_prefix(job.name()).into(),
+            namespace: job.metadata.namespace.clone(),
+            labels: tmpl.metadata.labels.clone(),
+            annotations: tmpl.metadata.annotations.clone(),
             owners: Arc::new(vec![owner_reference(job)]),
+            spec: tmpl.spec.clone(),
             container: ContainerStatus {
                 name,
                 state: ContainerState {
@@ -77,37 +91,177 @@ impl PodTemplate {
     }
 }
 
-/// A new Pending pod of `job` from its `template`, named `name` after `generate_name`.
+/// A new Pending pod from `template`, named `name` after `generate_name`.
 pub fn new_pod(
-    job: &Job,
     template: &PodTemplate,
     generate_name: Arc<str>,
     name: String,
     uid: String,
     now: Timestamp,
 ) -> Pod {
-    let tmpl = &job.spec.template;
     Pod {
         api_version: "v1".into(),
         kind: "Pod".into(),
         metadata: ObjectMeta {
             name: Some(name),
             generate_name: Some(generate_name),
-            namespace: job.metadata.namespace.clone(),
+            namespace: template.namespace.clone(),
             uid: Some(uid),
-            labels: tmpl.metadata.labels.clone(),
-            annotations: tmpl.metadata.annotations.clone(),
+            labels: template.labels.clone(),
+            annotations: template.annotations.clone(),
             creation_timestamp: Some(now),
             owner_references: template.owners.clone(),
             deletion_timestamp: None,
             other: Default::default(),
         },
-        spec: tmpl.spec.clone(),
+        spec: template.spec.clone(),
         status: PodStatus {
             phase: "Pending".into(),
             container_statuses: smallvec::smallvec![template.container.clone()],
             ..Default::default()
         },
+    }
+}
+
+/// A pod's uid: a random (version 4) UUID, kept as a number until it is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Uid(pub u128);
+
+impl Uid {
+    /// A new random uid from the host's generator (uids need to be unique, not secret).
+    pub fn draw(rng: &mut rand::rngs::SmallRng) -> Self {
+        use rand::RngExt;
+        let bytes = rng.random::<u128>().to_le_bytes();
+        Uid(uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .as_u128())
+    }
+
+    /// Its usual text form, without the formatting machinery `to_string` goes through.
+    pub fn text(self) -> String {
+        self.with_text(|t| t.to_string())
+    }
+
+    /// `f` of its text form.
+    pub fn with_text<T>(self, f: impl FnOnce(&str) -> T) -> T {
+        let mut buf = uuid::Uuid::encode_buffer();
+        f(uuid::Uuid::from_u128(self.0)
+            .hyphenated()
+            .encode_lower(&mut buf))
+    }
+}
+
+impl std::fmt::Display for Uid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.with_text(|t| f.write_str(t))
+    }
+}
+
+/// How a lean pod's last run ended, as [`finished`] takes it.
+#[derive(Debug, Clone)]
+struct End {
+    exit: PodExit,
+    started: Option<Timestamp>,
+    at: Timestamp,
+}
+
+/// A pod of a Job as the host keeps it while only the usual happened to it: created, its
+/// one run started, finished. A few dozen bytes where a Pod object is several hundred, and
+/// no Pod built per pod: a wide Job's pods are made into Pod objects only when something
+/// reads them (output, the state database), by the same functions that would have built
+/// them at once ([`new_pod`], [`started`], [`finished`]), so the two agree by construction.
+/// Anything else (a restart, a deletion, the host's loss) makes the Pod first.
+#[derive(Debug, Clone)]
+pub struct LeanPod {
+    template: Arc<PodTemplate>,
+    name: String,
+    uid: Uid,
+    created: Timestamp,
+    started: Option<Timestamp>,
+    end: Option<End>,
+}
+
+impl LeanPod {
+    /// A new Pending pod of `template` (named after its prefix).
+    pub fn new(template: Arc<PodTemplate>, name: String, uid: Uid, now: Timestamp) -> Self {
+        LeanPod {
+            template,
+            name,
+            uid,
+            created: now,
+            started: None,
+            end: None,
+        }
+    }
+
+    /// The pod's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The pod's namespace, if set.
+    pub fn namespace(&self) -> Option<&str> {
+        self.template.namespace.as_deref()
+    }
+
+    /// The pod's uid.
+    pub fn uid(&self) -> Uid {
+        self.uid
+    }
+
+    /// Notes that the container started at `at`, as [`started`] would; false if this
+    /// record cannot hold it (it started or finished already), and the Pod must be made.
+    pub fn start(&mut self, at: Timestamp) -> bool {
+        let fresh = self.started.is_none() && self.end.is_none();
+        if fresh {
+            self.started = Some(at);
+        }
+        fresh
+    }
+
+    /// Whether this record can hold the pod's end: it has not finished yet.
+    pub fn can_finish(&self) -> bool {
+        self.end.is_none()
+    }
+
+    /// Notes that the pod finished, as [`finished`] would (see [`LeanPod::can_finish`]).
+    pub fn finish(&mut self, exit: PodExit, started: Option<Timestamp>, at: Timestamp) {
+        debug_assert!(self.can_finish());
+        self.end = Some(End { exit, started, at });
+    }
+
+    /// Whether the pod finished and succeeded.
+    pub fn succeeded(&self) -> bool {
+        self.end.as_ref().is_some_and(|e| e.exit.success())
+    }
+
+    /// The Pod object.
+    pub fn to_pod(&self) -> Pod {
+        let mut pod = new_pod(
+            &self.template,
+            self.template.prefix.clone(),
+            self.name.clone(),
+            self.uid.text(),
+            self.created,
+        );
+        if let Some(at) = self.started {
+            started(&mut pod, at);
+        }
+        if let Some(End { exit, started, at }) = &self.end {
+            finished(&mut pod, exit, *started, *at);
+        }
+        pod
+    }
+
+    /// `kubectl get pods`' STATUS, as [`pod_status_column`] shows the Pod (never deleted,
+    /// never restarted).
+    pub fn status_column(&self) -> String {
+        match (&self.end, self.started) {
+            (Some(end), _) => end.exit.reason().to_string(),
+            (None, Some(_)) => "Running".into(),
+            (None, None) => (self.template.container.state.waiting.as_ref())
+                .map_or_else(|| "Pending".into(), |w| w.reason.to_string()),
+        }
     }
 }
 
@@ -293,4 +447,116 @@ pub fn pod_status_column(pod: &Pod) -> String {
         .reason
         .clone()
         .unwrap_or_else(|| pod.status.phase.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::PodEntry;
+
+    fn template() -> Arc<PodTemplate> {
+        let mut job: Job = serde_json::from_value(serde_json::json!({
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": { "name": "pi", "namespace": "batch" },
+            "spec": { "template": {
+                "metadata": { "labels": { "app": "pi" } },
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{ "name": "pi", "image": "pi.wasm" }],
+                },
+            } },
+        }))
+        .unwrap();
+        crate::api::defaults::admit_job(&mut job, "job-uid".into(), Timestamp::UNIX_EPOCH);
+        Arc::new(PodTemplate::new(&job, "sha256:abc".into()))
+    }
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_second(1_700_000_000 + s).unwrap()
+    }
+
+    /// A lean pod in each state it can hold: made into a Pod, it is the pod built at once
+    /// from the same updates, and its STATUS column is the Pod's.
+    #[test]
+    fn a_lean_pod_reads_as_the_pod_built_at_once() {
+        let template = template();
+        let uid = Uid(0x0123_4567_89ab_4def_8123_4567_89ab_cdef);
+        let exits = [
+            PodExit::Exited(0),
+            PodExit::Exited(3),
+            PodExit::Trapped("wasm trap: unreachable".into()),
+            PodExit::OutOfMemory("memory limit".into()),
+            PodExit::Terminated(REASON_DEADLINE.into()),
+            PodExit::Terminated(REASON_SHUTDOWN.into()),
+            PodExit::CannotRun("no such file".into()),
+        ];
+        let mut cases: Vec<(Option<i64>, Option<PodExit>)> = vec![(None, None), (Some(1), None)];
+        for exit in exits {
+            cases.push((Some(1), Some(exit.clone())));
+            cases.push((None, Some(exit)));
+        }
+        for (start, end) in cases {
+            let mut lean = LeanPod::new(template.clone(), "pi-bcdfg".into(), uid, at(0));
+            let mut eager = new_pod(
+                &template,
+                template.prefix.clone(),
+                "pi-bcdfg".into(),
+                "01234567-89ab-4def-8123-456789abcdef".into(),
+                at(0),
+            );
+            if let Some(s) = start {
+                assert!(lean.start(at(s)));
+                started(&mut eager, at(s));
+            }
+            if let Some(exit) = &end {
+                assert!(lean.can_finish());
+                lean.finish(exit.clone(), start.map(at), at(2));
+                finished(&mut eager, exit, start.map(at), at(2));
+            }
+            let case = format!("{start:?} {end:?}");
+            assert_eq!(lean.to_pod(), eager, "{case}");
+            assert_eq!(lean.status_column(), pod_status_column(&eager), "{case}");
+            assert_eq!(
+                lean.succeeded(),
+                eager.status.phase == "Succeeded",
+                "{case}"
+            );
+            // A second start, or a second end, is not the lean record's to hold.
+            assert_eq!(lean.can_finish(), end.is_none(), "{case}");
+            assert_eq!(
+                lean.start(at(3)),
+                start.is_none() && end.is_none(),
+                "{case}"
+            );
+        }
+    }
+
+    /// An entry's lean pod is made into a Pod when read, and what happens to it then
+    /// changes that Pod; printing it by name, uid or `with_pod` leaves it lean.
+    #[test]
+    fn a_lean_pod_read_once_is_changed_as_a_pod_from_then_on() {
+        let template = template();
+        let uid = Uid::draw(&mut rand::make_rng());
+        let lean = LeanPod::new(template.clone(), "pi-bcdfg".into(), uid, at(0));
+        let mut entry = PodEntry::lean(lean, 0);
+        assert_eq!(entry.name(), "pi-bcdfg");
+        assert_eq!(entry.namespace(), Some("batch"));
+        assert!(entry.has_uid(&uid.text()) && !entry.has_uid("other"));
+        assert_eq!(entry.status_column(), "ContainerCreating");
+        let shown = entry.with_pod(|p| (p.metadata.uid.clone(), p.metadata.labels.clone()));
+        assert_eq!(shown.0, Some(uid.text()));
+        assert_eq!(shown.1.get("app").map(String::as_str), Some("pi"));
+        assert!(entry.is_lean() && !entry.deleted());
+        assert!(entry.lean_mut().unwrap().start(at(1)));
+        // Read: from now on the Pod is changed, not the record.
+        assert_eq!(entry.pod().status.phase, "Running");
+        assert!(!entry.is_lean() && entry.lean_mut().is_none());
+        finished(entry.pod_mut(), &PodExit::Exited(0), Some(at(1)), at(2));
+        assert!(entry.succeeded());
+        assert_eq!(entry.status_column(), "Completed");
+        assert!(entry.has_uid(&uid.text()));
+        entry.pod_mut().metadata.deletion_timestamp = Some(at(3));
+        assert!(entry.deleted());
+    }
 }

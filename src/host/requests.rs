@@ -34,13 +34,8 @@ impl Host {
     /// `wasmjob delete pod` of a pod no running Job owns: stops it if it still runs here.
     pub(super) fn delete_pod(&mut self, req: &Request) {
         self.commit(false);
-        if let Some(p) = self
-            .store
-            .pods
-            .iter()
-            .position(|e| e.pod.metadata.uid.as_deref() == Some(req.uid.as_str()))
-        {
-            self.store.pods[p].pod.metadata.deletion_timestamp = Some(self.clock.now());
+        if let Some(p) = self.store.pods.iter().position(|e| e.has_uid(&req.uid)) {
+            self.store.pods[p].pod_mut().metadata.deletion_timestamp = Some(self.clock.now());
             self.deleted.insert(req.uid.clone());
             self.kill(p, pods::REASON_DELETED);
         }
@@ -54,17 +49,19 @@ impl Host {
     /// (terminating until it stops) and then replaced as the Job's `podReplacementPolicy`
     /// says. It stays recorded, with its deletion time, because the Job counts it.
     pub(super) fn stop_pod(&mut self, req: &Request) {
-        let found = self.store.pods.iter().position(|e| {
-            e.pod.metadata.uid.as_deref() == Some(req.uid.as_str()) && !pods::is_finished(&e.pod)
-        });
+        let found = self
+            .store
+            .pods
+            .iter()
+            .position(|e| e.has_uid(&req.uid) && !pods::is_finished(e.pod()));
         if let Some(p) = found
             && self.pods[p].kill.is_some()
         {
             let now = self.clock.now();
-            self.store.pods[p].pod.metadata.deletion_timestamp = Some(now);
+            self.store.pods[p].pod_mut().metadata.deletion_timestamp = Some(now);
             self.kill(p, pods::REASON_DELETED);
             self.touch_pod(p);
-            let container = self.store.pods[p].pod.spec.containers[0].name.clone();
+            let container = self.store.pods[p].pod().spec.containers[0].name.clone();
             self.event(
                 "Pod",
                 p,
@@ -135,7 +132,7 @@ impl Host {
                 .filter(|&p| self.store.pods[p].job == j)
                 .collect();
             for p in pods {
-                let meta = &mut self.store.pods[p].pod.metadata;
+                let meta = &mut self.store.pods[p].pod_mut().metadata;
                 if orphan {
                     // Orphans keep running and are saved as pods without an owner.
                     meta.owner_references = Default::default();

@@ -71,14 +71,14 @@ impl PodExit {
 }
 
 /// The pod a sandbox is made for: what `fieldRef`s and logs need, borrowed from the Pod.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct PodIdentity<'a> {
     /// Pod name.
     pub name: &'a str,
     /// Pod namespace.
     pub namespace: &'a str,
-    /// Pod uid.
-    pub uid: &'a str,
+    /// Pod uid (formatted only if the runtime needs it).
+    pub uid: &'a (dyn std::fmt::Display + Sync),
     /// Pod labels.
     pub labels: &'a BTreeMap<String, String>,
     /// Pod annotations.

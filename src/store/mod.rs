@@ -5,11 +5,12 @@
 pub mod db;
 pub mod selector;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use jiff::Timestamp;
 
 use crate::api::types::{Job, Pod};
+use crate::host::pods::LeanPod;
 use crate::logs::PodLog;
 
 /// An event recorded on an object, as `kubectl describe` lists them.
@@ -42,12 +43,121 @@ pub struct Event {
 /// A pod and its logs, one per container run (restarts add runs).
 #[derive(Clone)]
 pub struct PodEntry {
-    /// The Pod object.
-    pub pod: Pod,
     /// Index of the owning Job in [`Store::jobs`].
     pub job: usize,
     /// Logs of each container run, oldest first (the first kept inline: most pods run once).
     pub logs: smallvec::SmallVec<[Arc<PodLog>; 1]>,
+    /// The Pod object, once made (a lean pod's when first read).
+    pod: OnceLock<Box<Pod>>,
+    /// The pod while it is lean (see [`LeanPod`]); only read while `pod` is not made.
+    lean: Option<LeanPod>,
+}
+
+impl PodEntry {
+    /// An entry of Job `job` holding `pod`.
+    pub fn new(pod: Pod, job: usize) -> Self {
+        PodEntry {
+            job,
+            logs: Default::default(),
+            pod: OnceLock::from(Box::new(pod)),
+            lean: None,
+        }
+    }
+
+    /// An entry of Job `job` holding a lean pod, made into a Pod object when first read.
+    pub fn lean(lean: LeanPod, job: usize) -> Self {
+        PodEntry {
+            job,
+            logs: Default::default(),
+            pod: OnceLock::new(),
+            lean: Some(lean),
+        }
+    }
+
+    /// The Pod object (made now if the pod is lean).
+    pub fn pod(&self) -> &Pod {
+        self.pod.get_or_init(|| {
+            let lean = self.lean.as_ref();
+            Box::new(
+                lean.expect("an entry holds a lean pod until its Pod is made")
+                    .to_pod(),
+            )
+        })
+    }
+
+    /// The Pod object, to change: a lean pod is lean no more.
+    pub fn pod_mut(&mut self) -> &mut Pod {
+        self.pod();
+        self.lean = None;
+        self.pod.get_mut().expect("made just now")
+    }
+
+    /// The lean pod, while no Pod object has been made of it.
+    pub fn lean_mut(&mut self) -> Option<&mut LeanPod> {
+        if self.pod.get().is_some() {
+            // Made by a reader: from now on the Pod is changed, not the record.
+            self.lean = None;
+        }
+        self.lean.as_mut()
+    }
+
+    /// Whether the pod is lean: no Pod object has been made of it.
+    pub fn is_lean(&self) -> bool {
+        self.pod.get().is_none()
+    }
+
+    /// Whether the pod finished and succeeded.
+    pub fn succeeded(&self) -> bool {
+        match (self.pod.get(), &self.lean) {
+            (None, Some(lean)) => lean.succeeded(),
+            _ => self.pod().status.phase == "Succeeded",
+        }
+    }
+
+    /// `f` of the Pod object: a lean pod's is made for the call only, and not kept.
+    pub fn with_pod<T>(&self, f: impl FnOnce(&Pod) -> T) -> T {
+        match (self.pod.get(), &self.lean) {
+            (None, Some(lean)) => f(&lean.to_pod()),
+            _ => f(self.pod()),
+        }
+    }
+
+    /// The pod's namespace, if set.
+    pub fn namespace(&self) -> Option<&str> {
+        match (self.pod.get(), &self.lean) {
+            (None, Some(lean)) => lean.namespace(),
+            _ => self.pod().metadata.namespace.as_deref(),
+        }
+    }
+
+    /// Whether the pod was deleted (a lean pod never was).
+    pub fn deleted(&self) -> bool {
+        !self.is_lean() && self.pod().metadata.deletion_timestamp.is_some()
+    }
+
+    /// The pod's name.
+    pub fn name(&self) -> &str {
+        match (self.pod.get(), &self.lean) {
+            (None, Some(lean)) => lean.name(),
+            _ => self.pod().metadata.name.as_deref().unwrap_or_default(),
+        }
+    }
+
+    /// Whether the pod's uid is `uid`.
+    pub fn has_uid(&self, uid: &str) -> bool {
+        match (self.pod.get(), &self.lean) {
+            (None, Some(lean)) => lean.uid().with_text(|own| own == uid),
+            _ => self.pod().metadata.uid.as_deref() == Some(uid),
+        }
+    }
+
+    /// `kubectl get pods`' STATUS column.
+    pub fn status_column(&self) -> String {
+        match (self.pod.get(), &self.lean) {
+            (None, Some(lean)) => lean.status_column(),
+            _ => crate::host::pod_status_column(self.pod()),
+        }
+    }
 }
 
 /// Every object of a run.
@@ -74,10 +184,7 @@ impl Store {
 
     /// A pod by name.
     pub fn pod(&self, name: &str) -> Option<&PodEntry> {
-        self.pods
-            .iter()
-            .map(|p| &**p)
-            .find(|p| p.pod.metadata.name.as_deref() == Some(name))
+        self.pods.iter().map(|p| &**p).find(|p| p.name() == name)
     }
 
     /// Events about one object, oldest first.

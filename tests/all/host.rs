@@ -56,7 +56,7 @@ async fn failed_pods_are_replaced_after_exponential_backoff() {
     let created: Vec<f64> = store
         .pods
         .iter()
-        .map(|p| secs(p.pod.metadata.creation_timestamp))
+        .map(|p| secs(p.pod().metadata.creation_timestamp))
         .collect();
     // Each pod runs 1 s; replacements wait 10 s, 20 s, 40 s after each failure.
     assert_eq!(created, [0.0, 11.0, 32.0, 73.0]);
@@ -83,7 +83,7 @@ async fn deadline_counts_from_start_time_and_stops_backoff_retries() {
     assert_eq!(secs(Some(last.last_transition_time)), 30.0);
     // Pods at 0 s and 22 s (12 s run + 10 s back-off); the second is killed at 30 s.
     assert_eq!(store.pods.len(), 2);
-    let killed = &store.pods[1].pod;
+    let killed = store.pods[1].pod();
     assert_eq!(killed.status.reason.as_deref(), Some("DeadlineExceeded"));
     assert_eq!(job.status.failed, 2);
 }
@@ -97,7 +97,7 @@ async fn on_failure_restarts_with_crash_loop_backoff() {
     ))
     .await;
     assert_eq!(store.pods.len(), 1);
-    let cs = &store.pods[0].pod.status.container_statuses[0];
+    let cs = &store.pods[0].pod().status.container_statuses[0];
     assert_eq!(cs.restart_count, 2);
     assert_eq!(store.pods[0].logs.len(), 3, "one log per run");
     // Runs at 0, 11 (1 s + 10 s back-off) and 32 (1 s + 20 s): finished at 33 s.
@@ -114,7 +114,7 @@ async fn crash_loop_backoff_is_capped_at_five_minutes_as_the_kubelet_caps_it() {
         &["sleep", "1000", "fail-first", "7"],
     ))
     .await;
-    let cs = &store.pods[0].pod.status.container_statuses[0];
+    let cs = &store.pods[0].pod().status.container_statuses[0];
     assert_eq!(cs.restart_count, 7);
     // Each run takes 1 s; back-off 10, 20, 40, 80, 160, then 300 (not 320) and 300 (not
     // 640; the Job controller's own cap, six minutes, is for re-created pods).
@@ -135,8 +135,8 @@ async fn parallelism_bounds_active_pods_at_every_moment() {
     assert_eq!(store.pods.len(), 7);
     let mut edges = Vec::new();
     for p in &store.pods {
-        edges.push((p.pod.metadata.creation_timestamp.unwrap(), 1));
-        let t = p.pod.status.container_statuses[0]
+        edges.push((p.pod().metadata.creation_timestamp.unwrap(), 1));
+        let t = p.pod().status.container_statuses[0]
             .state
             .terminated
             .as_ref()
@@ -202,7 +202,12 @@ async fn pods_handed_over_between_threads_keep_order_and_parallelism() {
     }
     let store = host.store();
     assert_eq!(store.pods.len(), 2000);
-    assert!(store.pods.iter().all(|p| p.pod.status.phase == "Succeeded"));
+    assert!(
+        store
+            .pods
+            .iter()
+            .all(|p| p.pod().status.phase == "Succeeded")
+    );
     let status = &store.jobs[0].status;
     assert_eq!(
         (status.succeeded, status.failed, status.active),
@@ -241,7 +246,7 @@ async fn a_run_that_never_waits_reports_its_start_with_its_end() {
     let statuses: Vec<&str> = seen.iter().map(|(_, s)| s.as_str()).collect();
     assert_eq!(statuses, ["Pending", "Completed"]);
     let entry = &store.pods[0];
-    let pod = &entry.pod;
+    let pod = entry.pod();
     assert_eq!(pod.status.phase, "Succeeded");
     assert_eq!(pod.status.start_time, Some(T0));
     let terminated = pod.status.container_statuses[0].state.terminated.as_ref();
@@ -252,7 +257,7 @@ async fn a_run_that_never_waits_reports_its_start_with_its_end() {
     let (store, seen) = watched(&job("  completions: 1", "Never", &["sleep", "5"])).await;
     let statuses: Vec<&str> = seen.iter().map(|(_, s)| s.as_str()).collect();
     assert_eq!(statuses, ["Pending", "Running", "Completed"]);
-    assert_eq!(store.pods[0].pod.status.start_time, Some(T0));
+    assert_eq!(store.pods[0].pod().status.start_time, Some(T0));
     assert_eq!(secs(store.jobs[0].status.completion_time), 0.005);
 }
 
@@ -318,8 +323,8 @@ async fn shutdown_terminates_running_pods() {
     let store = host.store();
     assert_eq!(store.pods.len(), 2);
     for p in &store.pods {
-        assert_eq!(p.pod.status.phase, "Failed");
-        assert_eq!(p.pod.status.reason.as_deref(), Some("Terminated"));
+        assert_eq!(p.pod().status.phase, "Failed");
+        assert_eq!(p.pod().status.reason.as_deref(), Some("Terminated"));
     }
     assert!(store.jobs[0].status.finished().is_none());
 }
@@ -336,8 +341,8 @@ async fn a_runtime_that_panics_fails_the_pod_instead_of_hanging_the_host() {
         .expect("the host waited for a pod whose task had panicked");
     assert_eq!(store.pods.len(), 2, "the failed pod was replaced once");
     for p in &store.pods {
-        assert_eq!(p.pod.status.phase, "Failed");
-        let state = &p.pod.status.container_statuses[0].state;
+        assert_eq!(p.pod().status.phase, "Failed");
+        let state = &p.pod().status.container_statuses[0].state;
         let terminated = state.terminated.as_ref().expect("terminated");
         assert_eq!(terminated.reason, "ContainerCannotRun");
         assert_eq!(terminated.exit_code, 128);
@@ -369,8 +374,8 @@ async fn a_runtime_that_panics_while_a_pod_is_stopped_does_not_hang_the_host() {
         .expect("the host waited for a pod whose task had panicked");
     assert_eq!(store.pods.len(), 1);
     let pod = &store.pods[0];
-    assert_eq!(pod.pod.status.phase, "Failed");
-    let terminated = pod.pod.status.container_statuses[0]
+    assert_eq!(pod.pod().status.phase, "Failed");
+    let terminated = pod.pod().status.container_statuses[0]
         .state
         .terminated
         .as_ref();
@@ -462,7 +467,7 @@ async fn a_resumed_job_keeps_its_deadline_and_fails_its_lost_pods() {
     // The deadline counts from the recorded startTime, not from the resume.
     assert_eq!(secs(Some(last.last_transition_time)), 30.0);
     assert_eq!(secs(job.status.start_time), 0.0);
-    let lost = &store.pods[0].pod;
+    let lost = store.pods[0].pod();
     assert_eq!(lost.status.phase, "Failed");
     assert_eq!(lost.status.reason.as_deref(), Some("NodeLost"));
     assert_eq!(lost.status.conditions[0].type_, "DisruptionTarget");
@@ -471,7 +476,7 @@ async fn a_resumed_job_keeps_its_deadline_and_fails_its_lost_pods() {
         store
             .pods
             .iter()
-            .filter(|p| p.pod.status.phase == "Failed")
+            .filter(|p| p.pod().status.phase == "Failed")
             .count() as i32
     );
 }
@@ -526,7 +531,7 @@ async fn pods_a_job_was_stopping_when_its_host_stopped_are_not_counted_as_failed
         // replacement, 10 s of back-off away, would start).
         let stop = tokio::time::sleep(Duration::from_secs(5));
         let store = resume_as(dir.path(), 20, record, stop).await;
-        let lost: Vec<_> = store.pods.iter().take(2).map(|p| &p.pod.status).collect();
+        let lost: Vec<_> = store.pods.iter().take(2).map(|p| &p.pod().status).collect();
         for status in &lost {
             assert_eq!(
                 (&*status.phase, status.reason.as_deref()),
@@ -535,7 +540,7 @@ async fn pods_a_job_was_stopping_when_its_host_stopped_are_not_counted_as_failed
         }
         assert_eq!(store.jobs[0].status.failed, failed, "{reason}");
         // Its event says why it ended so.
-        let name = store.pods[0].pod.metadata.name.as_deref().unwrap();
+        let name = store.pods[0].pod().metadata.name.as_deref().unwrap();
         let events: Vec<&str> = store
             .events_for("Pod", name)
             .map(|e| e.message.as_str())
@@ -562,7 +567,7 @@ async fn a_resumed_job_continues_back_off_from_the_recorded_failures() {
     let created: Vec<f64> = store
         .pods
         .iter()
-        .map(|p| secs(p.pod.metadata.creation_timestamp))
+        .map(|p| secs(p.pod().metadata.creation_timestamp))
         .collect();
     assert_eq!(created, [0.0, 10.0, 30.0, 70.0, 150.0]);
     let job = &store.jobs[0];
@@ -754,7 +759,7 @@ async fn a_wide_jobs_create_events_are_combined_as_kubernetes_does() {
     let pods: Vec<String> = store
         .pods
         .iter()
-        .map(|p| p.pod.metadata.name.clone().unwrap())
+        .map(|p| p.pod().metadata.name.clone().unwrap())
         .collect();
     assert_eq!(pods.len(), 25);
     let created = created_events(
@@ -799,7 +804,7 @@ async fn combined_events_are_saved_as_they_grow() {
     let pods: Vec<String> = store
         .pods
         .iter()
-        .map(|p| p.pod.metadata.name.clone().unwrap())
+        .map(|p| p.pod().metadata.name.clone().unwrap())
         .collect();
     let db = StateDb::open(dir.path()).unwrap();
     let saved = db.events(store.jobs[0].uid()).unwrap();

@@ -741,7 +741,7 @@ mod tests {
         let identity = PodIdentity {
             name,
             namespace: "default",
-            uid: "u",
+            uid: &"u",
             labels: &labels,
             annotations: &labels,
             queues: None,
@@ -881,7 +881,7 @@ mod tests {
             let identity = PodIdentity {
                 name: "t-abcde",
                 namespace: "default",
-                uid: "u",
+                uid: &"u",
                 labels: &none,
                 annotations,
                 queues: None,
