@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::controller::backoff::BackoffPolicy;
-use crate::host::Shared;
+use crate::host::{Reading, Shared};
 use crate::logs::{LogStream, PodLog};
 use crate::runtime::{PodExit, Sandbox};
 
@@ -98,7 +98,7 @@ impl Reporter {
     /// Reports `update`; with `keep`, a pod the host creates in the turn it causes comes back
     /// to be run by the caller. `now`, if given, is the clock's reading for that turn (the
     /// update's own time, read a moment before).
-    fn report(&self, update: PodUpdate, keep: bool, now: Option<Instant>) -> Option<Successor> {
+    fn report(&self, update: PodUpdate, keep: bool, now: Option<Reading>) -> Option<Successor> {
         let update = match &self.shared {
             Some(shared) => match shared.report(update, keep, now) {
                 Ok(successor) => return successor,
@@ -171,6 +171,7 @@ async fn run_one(
         };
         let finish = |exit, instant, reported: bool| {
             let at = clock.at(instant);
+            let now = Reading { instant, time: at };
             let update = PodUpdate::Finished {
                 pod,
                 exit,
@@ -178,7 +179,7 @@ async fn run_one(
                 at,
                 log: (!reported).then(|| log.clone()),
             };
-            reporter.report(update, true, Some(instant))
+            reporter.report(update, true, Some(now))
         };
         // A panic in the runtime (wasmtime's own: e.g. an munmap the kernel refuses at its
         // mapping limit, when a store is made, run or dropped) ends this run as one that
@@ -187,7 +188,9 @@ async fn run_one(
         let exit = match guarded(&log, || run.sandbox.run(log.clone())) {
             Err(exit) => exit,
             Ok(mut sandbox) => {
+                // Biased: the run first, then the kill (no random draw per pod to pick).
                 let exit = tokio::select! {
+                    biased;
                     exit = std::future::poll_fn(|cx| {
                         let poll = guarded(&log, || sandbox.as_mut().poll(cx))
                             .unwrap_or_else(std::task::Poll::Ready);

@@ -40,9 +40,6 @@ pub struct PodLog {
     prefix: String,
     stream: Option<Arc<LogStream>>,
     inner: Mutex<Inner>,
-    /// When the run's guest started, once it has (the kubelet's note, kept with the run's
-    /// other per-run state rather than in an allocation of its own).
-    started: std::sync::OnceLock<tokio::time::Instant>,
 }
 
 #[derive(Default)]
@@ -57,6 +54,9 @@ struct Inner {
     ended: bool,
     /// Whether the truncation notice was handed to the state store.
     notice_saved: bool,
+    /// When the run's guest started, once it has (the kubelet's note, kept with the run's
+    /// other state: a `OnceLock` of its own cost more to set than this lock).
+    started: Option<tokio::time::Instant>,
 }
 
 impl PodLog {
@@ -72,7 +72,6 @@ impl PodLog {
             prefix: Self::prefix(pod, container, &stream),
             stream,
             inner: Mutex::default(),
-            started: std::sync::OnceLock::new(),
         })
     }
 
@@ -104,7 +103,6 @@ impl PodLog {
             data,
             ..Inner::default()
         };
-        log.started = std::sync::OnceLock::new();
         old
     }
 
@@ -121,18 +119,23 @@ impl PodLog {
     /// clock, not a timestamp: the sandbox notes it without a [`crate::clock::Clock`], and
     /// the kubelet converts it once it reports it.
     pub fn mark_started(&self, at: tokio::time::Instant) {
-        let _ = self.started.set(at);
+        self.lock().started.get_or_insert(at);
+    }
+
+    /// The log's state, also after a panic while it was held (the log is kept, not lost).
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// When the run started, if it has.
     pub fn started(&self) -> Option<tokio::time::Instant> {
-        self.started.get().copied()
+        self.lock().started
     }
 
     /// Appends output; bytes past the cap are counted and dropped, never refused, so a
     /// flooding guest neither fails nor exhausts the host.
     pub fn write(&self, bytes: &[u8]) {
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = self.lock();
         let room = self.cap.saturating_sub(g.data.len());
         let keep = room.min(bytes.len());
         g.data.extend_from_slice(&bytes[..keep]);
@@ -149,7 +152,7 @@ impl PodLog {
     /// Appends a line written by the host (e.g. a trap message), past the cap if need be.
     pub fn note(&self, line: &str) {
         self.finish();
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = self.lock();
         g.data.extend_from_slice(line.as_bytes());
         g.data.push(b'\n');
         if let Some(stream) = &self.stream {
@@ -160,7 +163,7 @@ impl PodLog {
 
     /// Streams a last unterminated line and reports truncation; call when the run ends.
     pub fn finish(&self) {
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = self.lock();
         if let Some(stream) = &self.stream {
             if g.streamed < g.data.len() {
                 stream.line(&self.prefix, &g.data[g.streamed..]);
@@ -182,14 +185,14 @@ impl PodLog {
 
     /// Whether the log holds nothing: no output, nothing dropped.
     pub fn is_blank(&self) -> bool {
-        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let g = self.lock();
         g.data.is_empty() && g.dropped == 0
     }
 
     /// Output not yet handed to the state store (and, once the run has ended, the truncation
     /// notice); each byte is handed over once.
     pub fn take_unsaved(&self) -> Vec<u8> {
-        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut g = self.lock();
         let mut out = g.data[g.saved..].to_vec();
         g.saved = g.data.len();
         if g.ended && g.dropped > 0 && !g.notice_saved {
@@ -205,13 +208,13 @@ impl PodLog {
 
     /// Whether [`PodLog::take_unsaved`] has anything to hand over.
     pub fn has_unsaved(&self) -> bool {
-        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let g = self.lock();
         g.data.len() > g.saved || (g.ended && g.dropped > 0 && !g.notice_saved)
     }
 
     /// The log so far, with a truncation notice if output was dropped.
     pub fn contents(&self) -> Vec<u8> {
-        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let g = self.lock();
         let mut out = g.data.clone();
         if g.dropped > 0 {
             if out.last().is_some_and(|&b| b != b'\n') {
@@ -225,7 +228,7 @@ impl PodLog {
 
     /// Bytes written past the cap.
     pub fn dropped(&self) -> u64 {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).dropped
+        self.lock().dropped
     }
 }
 

@@ -211,9 +211,23 @@ pub fn count_pods(spec: &JobSpec, obs: &Observed<'_>, status: &mut JobStatus) ->
 
 /// Computes the next step for `job` (already defaulted) given its pods at `now`.
 pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &BackoffPolicy) -> Plan {
-    let spec = &job.spec;
-    let tally = obs.tally;
     let mut status = job.status.clone();
+    let mut plan = reconcile_status(&job.spec, &mut status, obs, now, backoff);
+    plan.status = status;
+    plan
+}
+
+/// [`reconcile`] for a caller that keeps the Job: its `status` becomes the new status in
+/// place (a Job's pass costs no copy of its status), and the plan's `status` is left
+/// empty.
+pub fn reconcile_status(
+    spec: &JobSpec,
+    status: &mut JobStatus,
+    obs: &Observed<'_>,
+    now: Timestamp,
+    backoff: &BackoffPolicy,
+) -> Plan {
+    let tally = obs.tally;
     let mut plan = Plan {
         delete: Vec::new(),
         delete_reason: "",
@@ -223,10 +237,9 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
         notes: Vec::new(),
         requeue_after: None,
     };
-    let restarts = count_pods(spec, obs, &mut status);
+    let restarts = count_pods(spec, obs, status);
     let succeeded = status.succeeded;
     if status.finished().is_some() {
-        plan.status = status;
         return plan;
     }
     let suspended = spec.suspend == Some(true);
@@ -235,7 +248,7 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
         .is_some_and(|c| c.status == "True");
     if suspended && !was_suspended {
         set_condition(
-            &mut status,
+            status,
             SUSPENDED,
             "True",
             "JobSuspended",
@@ -248,14 +261,7 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
             message: "Job suspended".into(),
         });
     } else if !suspended && was_suspended {
-        set_condition(
-            &mut status,
-            SUSPENDED,
-            "False",
-            "JobResumed",
-            "Job resumed",
-            now,
-        );
+        set_condition(status, SUSPENDED, "False", "JobResumed", "Job resumed", now);
         plan.notes.push(Note {
             type_: "Normal",
             reason: "Resumed",
@@ -278,13 +284,13 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
     } else if let Some(c) = status.condition(FAILURE_TARGET) {
         Some((false, static_reason(&c.reason), c.message.clone()))
     } else if let Some((reason, message)) =
-        failure(job, obs, restarts, start.filter(|_| !suspended), now)
+        failure(spec, obs, restarts, start.filter(|_| !suspended), now)
     {
         status
             .conditions
             .push(condition(FAILURE_TARGET, reason, &message, now));
         Some((false, reason, message))
-    } else if let Some((reason, message)) = success(job, obs, succeeded) {
+    } else if let Some((reason, message)) = success(spec, obs, succeeded) {
         status
             .conditions
             .push(condition(SUCCESS_CRITERIA_MET, reason, &message, now));
@@ -325,7 +331,6 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
                 });
             }
         }
-        plan.status = status;
         return plan;
     }
 
@@ -336,7 +341,6 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
         status.terminating += count(plan.delete.len());
         status.active = 0;
         status.ready = 0;
-        plan.status = status;
         return plan;
     }
     // manageJob: how many pods should be active now.
@@ -445,7 +449,6 @@ pub fn reconcile(job: &Job, obs: &Observed<'_>, now: Timestamp, backoff: &Backof
         let left = now.duration_until(deadline).unsigned_abs();
         plan.requeue_after = Some(plan.requeue_after.map_or(left, |d| d.min(left)));
     }
-    plan.status = status;
     plan
 }
 
@@ -509,13 +512,12 @@ fn running_pods<'a>(obs: &Observed<'a>) -> Vec<&'a ActivePod> {
 /// The failure that ends the Job, if any, in the order `syncJob` checks: a `FailJob` rule,
 /// the back-off limit, the deadline, then an Indexed Job's failed indexes.
 fn failure(
-    job: &Job,
+    spec: &JobSpec,
     obs: &Observed<'_>,
     restarts: i64,
     start: Option<Timestamp>,
     now: Timestamp,
 ) -> Option<(&'static str, String)> {
-    let spec = &job.spec;
     let tally = obs.tally;
     if let Some(message) = &tally.fail_job {
         return Some((REASON_POD_FAILURE_POLICY, message.clone()));
@@ -561,8 +563,7 @@ fn deadline(seconds: Option<i64>, start: Option<Timestamp>) -> Option<Timestamp>
 
 /// Whether the Job succeeded: a rule of its success policy matched, or it reached its
 /// completions (a work queue: a pod succeeded and none is left).
-fn success(job: &Job, obs: &Observed<'_>, succeeded: i32) -> Option<(&'static str, String)> {
-    let spec = &job.spec;
+fn success(spec: &JobSpec, obs: &Observed<'_>, succeeded: i32) -> Option<(&'static str, String)> {
     if let (Some(policy), Some(done), Some(c)) = (
         &spec.success_policy,
         &obs.tally.succeeded_indexes,

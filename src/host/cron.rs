@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use tokio::time::Instant;
 
-use super::{Change, Host, JobQueues, Rejected, absolute};
+use super::{Change, Host, JobQueues, Reading, Rejected, absolute};
 use crate::api::cronjob::{CronJob, ObjectReference, SCHEDULED_TIMESTAMP_ANNOTATION};
 use crate::api::defaults::admit_job;
 use crate::api::manifest::CronJobManifest;
@@ -260,11 +260,11 @@ impl Host {
 
     /// One pass of the CronJob controller for CronJob `c`, applied, as of the turn's clock
     /// reading `instant`.
-    pub(super) fn sync_cron(&mut self, c: usize, instant: Instant) {
+    pub(super) fn sync_cron(&mut self, c: usize, now: Reading) {
         if self.crons[c].deleted {
             return;
         }
-        let now = self.clock.at(instant);
+        let Reading { instant, time: now } = now;
         let cj = &self.store.cronjobs[c];
         let uid = cj.uid().to_string();
         let children: Vec<ChildJob> = self

@@ -24,19 +24,31 @@ impl Host {
         }
     }
 
-    /// Reconciles Job `j` as of the turn's clock reading `instant`.
-    pub(super) fn sync_job(&mut self, j: usize, instant: Instant) {
+    /// Reconciles Job `j` as of the turn's clock reading `now`.
+    pub(super) fn sync_job(&mut self, j: usize, now: Reading) {
         if self.jobs[j].deleted {
             return;
         }
-        let now = self.clock.at(instant);
+        let Reading { instant, time: now } = now;
         let state = &self.jobs[j];
         let observed = Observed {
             active: &state.active,
             tally: &state.tally,
             counts: state.counts,
         };
-        let plan = reconcile(&self.store.jobs[j], &observed, now, &self.config.backoff);
+        let job = &mut self.store.jobs[j];
+        // Only a state database needs to know whether the status changed.
+        let old = self.db.as_ref().map(|_| job.status.clone());
+        let before = job.status.conditions.len();
+        let was_finished = job.status.finished().is_some();
+        let status = &mut job.status;
+        let plan = reconcile_status(&job.spec, status, &observed, now, &self.config.backoff);
+        if old.is_some_and(|old| old != job.status) {
+            self.touch_job(j);
+        }
+        if !was_finished && self.store.jobs[j].status.finished().is_some() {
+            self.job_finished(j);
+        }
         tracing::debug!(
             job = self.store.jobs[j].name(),
             active = self.jobs[j].active.len(),
@@ -45,19 +57,19 @@ impl Host {
             requeue = ?plan.requeue_after,
             "reconciled"
         );
-        self.apply_plan(j, plan, now, instant);
+        self.apply_plan(j, plan, before, now, instant);
     }
 
-    pub(super) fn apply_plan(&mut self, j: usize, plan: Plan, now: Timestamp, instant: Instant) {
-        if self.store.jobs[j].status != plan.status {
-            self.touch_job(j);
-        }
-        let before = self.store.jobs[j].status.conditions.len();
-        let was_finished = self.store.jobs[j].status.finished().is_some();
-        self.store.jobs[j].status = plan.status;
-        if !was_finished && self.store.jobs[j].status.finished().is_some() {
-            self.job_finished(j);
-        }
+    /// Carries out `plan` for Job `j`, whose status the reconcile pass set (it had `before`
+    /// conditions).
+    fn apply_plan(
+        &mut self,
+        j: usize,
+        plan: Plan,
+        before: usize,
+        now: Timestamp,
+        instant: Instant,
+    ) {
         if self.config.watch {
             let job = &self.store.jobs[j];
             self.changes.extend(

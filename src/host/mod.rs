@@ -23,7 +23,7 @@ use crate::api::manifest::JobManifest;
 use crate::api::types::{Job, Pod};
 use crate::clock::Clock;
 use crate::controller::backoff::BackoffPolicy;
-use crate::controller::job::{ActiveCounts, ActivePod, Observed, Plan, reconcile};
+use crate::controller::job::{ActiveCounts, ActivePod, Observed, Plan, reconcile_status};
 use crate::controller::tally::Tally;
 use crate::kubelet::{PodRun, PodUpdate, Reporter, Successor, run_pod};
 use crate::logs::{DEFAULT_LOG_LIMIT, LogStream};
@@ -602,23 +602,32 @@ impl Host {
     /// pods it creates, at once, and the rest within [`COMMIT_DELAY`]) and starts the pods
     /// it created; with `keep`, the first of them is returned to be run by the caller. `now`
     /// is the clock's reading, if the caller has just read it.
-    fn turn(&mut self, keep: bool, now: Option<Instant>) -> (TurnEnd, Option<Successor>) {
+    fn turn(&mut self, keep: bool, now: Option<Reading>) -> (TurnEnd, Option<Successor>) {
         // A reading taken before the caller waited for the host may be older than the last
         // turn's: time never goes back from turn to turn.
-        let now = now.map_or_else(Instant::now, |n| n.max(self.last_turn));
-        self.last_turn = now;
+        let now = match now {
+            Some(reading) if reading.instant >= self.last_turn => reading,
+            _ => {
+                let instant = now.map_or_else(Instant::now, |r| r.instant.max(self.last_turn));
+                Reading {
+                    instant,
+                    time: self.clock.at(instant),
+                }
+            }
+        };
+        self.last_turn = now.instant;
         if self.store_error.is_some() && !self.shutting_down {
             self.shutting_down = true;
             self.kill_all();
         }
         for c in 0..self.crons.len() {
-            if !self.shutting_down && self.crons[c].requeue_at.is_some_and(|t| t <= now) {
+            if !self.shutting_down && self.crons[c].requeue_at.is_some_and(|t| t <= now.instant) {
                 self.crons[c].requeue_at = None;
                 self.sync_cron(c, now);
             }
         }
         for j in 0..self.jobs.len() {
-            if self.jobs[j].requeue_at.is_some_and(|t| t <= now) {
+            if self.jobs[j].requeue_at.is_some_and(|t| t <= now.instant) {
                 self.jobs[j].requeue_at = None;
                 if self.shutting_down {
                     self.count_pods(j);
@@ -682,6 +691,15 @@ impl Host {
     }
 }
 
+/// A reading of the clock, as tokio's instant and as the time it stands for.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reading {
+    /// Tokio's clock.
+    pub instant: Instant,
+    /// The time ([`Clock::at`] the instant).
+    pub time: Timestamp,
+}
+
 /// How a turn of the host ended.
 struct TurnEnd {
     /// Nothing runs and nothing is due: the run is over.
@@ -724,7 +742,7 @@ impl Shared {
         &self,
         update: PodUpdate,
         keep: bool,
-        now: Option<Instant>,
+        now: Option<Reading>,
     ) -> Result<Option<Successor>, PodUpdate> {
         // While no more pods run than there are threads, a pod that finds the host busy
         // with another pod's turn (a few microseconds) spins for it rather than queue: its
