@@ -57,10 +57,17 @@ pub struct PodRun {
     pub pod: usize,
     /// Pod name, for the prefix of streamed logs (empty when logs do not stream).
     pub name: String,
-    /// Container name, for the prefix of streamed logs.
-    pub container: Arc<str>,
     /// The pod's sandbox.
     pub sandbox: Arc<dyn Sandbox>,
+    /// What the pods of its Job run alike.
+    pub template: Arc<RunTemplate>,
+}
+
+/// How the kubelet runs each pod of a Job (shared by them, so that a pod handed from
+/// the host to its task is a few words).
+pub struct RunTemplate {
+    /// Container name, for the prefix of streamed logs.
+    pub container: Arc<str>,
     /// Restart failed runs in place (restartPolicy OnFailure).
     pub restart_on_failure: bool,
     /// Delay between in-place restarts.
@@ -152,9 +159,9 @@ async fn run_one(
         let log = PodLog::renew(
             spare.take(),
             &run.name,
-            &run.container,
-            run.log_limit,
-            run.log_stream.clone(),
+            &run.template.container,
+            run.template.log_limit,
+            run.template.log_stream.clone(),
         );
         // The sandbox notes when the guest starts (a pod waiting for an instance slot stays
         // Pending). The start is reported once the run first waits; a run that ends (or is
@@ -215,7 +222,7 @@ async fn run_one(
         };
         log.finish();
         let instant = Instant::now();
-        if exit.success() || !run.restart_on_failure {
+        if exit.success() || !run.template.restart_on_failure {
             let next = finish(exit, instant, reported);
             return (next, Some(log));
         }
@@ -235,7 +242,7 @@ async fn run_one(
             None,
         );
         tokio::select! {
-            () = tokio::time::sleep(run.backoff.delay(restarts)) => {}
+            () = tokio::time::sleep(run.template.backoff.delay(restarts)) => {}
             reason = &mut kill => {
                 let reason = reason.unwrap_or_else(|_| "Terminated".into());
                 let next = finish(PodExit::Terminated(reason), Instant::now(), true);

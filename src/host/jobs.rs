@@ -228,8 +228,6 @@ impl Host {
         let message = events::Message::Parts(&parts);
         self.event_of("Job", j, "Normal", "SuccessfulCreate", message, now);
         let job = &self.store.jobs[j];
-        let restart_on_failure =
-            job.spec.template.spec.restart_policy.as_deref() == Some("OnFailure");
         let (prepared, template) = (&self.jobs[j].prepared, &self.jobs[j].template);
         // The kubelet names the pod only in the prefix of streamed logs.
         let run_name = match self.config.log_stream {
@@ -253,7 +251,6 @@ impl Host {
                 PodEntry::new(pod, j)
             }
         });
-        let container = template.container.name.clone();
         let (labels, annotations) = match index {
             None => (&template.labels, &template.annotations),
             Some(_) => {
@@ -307,12 +304,8 @@ impl Host {
         let run = sandbox.map(|sandbox| PodRun {
             pod: p,
             name: run_name,
-            container,
             sandbox,
-            restart_on_failure,
-            backoff: self.config.backoff.crash_loop(),
-            log_limit: self.config.log_limit,
-            log_stream: self.config.log_stream.clone(),
+            template: self.jobs[j].run.clone(),
         });
         self.starts.push(Start {
             pod: p,

@@ -25,7 +25,7 @@ use crate::clock::Clock;
 use crate::controller::backoff::BackoffPolicy;
 use crate::controller::job::{ActiveCounts, ActivePod, Observed, Plan, reconcile_status};
 use crate::controller::tally::Tally;
-use crate::kubelet::{PodRun, PodUpdate, Reporter, Successor, run_pod};
+use crate::kubelet::{PodRun, PodUpdate, Reporter, RunTemplate, Successor, run_pod};
 use crate::logs::{DEFAULT_LOG_LIMIT, LogStream};
 use crate::queue::{self, Broker, QueueGrant, QueueRequest};
 use crate::runtime::{PodExit, PodIdentity, PodRuntime, PreparedPod};
@@ -175,6 +175,8 @@ struct JobState {
     tally: Tally,
     /// What its pods have in common.
     template: Arc<pods::PodTemplate>,
+    /// How the kubelet runs its pods.
+    run: Arc<RunTemplate>,
     requeue_at: Option<Instant>,
     /// Written to the store once, with the Job's first commit.
     source: Option<JobSource>,
@@ -450,6 +452,15 @@ impl Host {
         let mut state = JobState {
             tally: Tally::new(&job.spec),
             template: Arc::new(pods::PodTemplate::new(&job, prepared.image_id())),
+            run: Arc::new(RunTemplate {
+                container: (job.spec.template.spec.containers.first())
+                    .map_or_else(|| "".into(), |c| c.name.as_str().into()),
+                restart_on_failure: job.spec.template.spec.restart_policy.as_deref()
+                    == Some("OnFailure"),
+                backoff: self.config.backoff.crash_loop(),
+                log_limit: self.config.log_limit,
+                log_stream: self.config.log_stream.clone(),
+            }),
             queues,
             prepared,
             active: Vec::new(),
