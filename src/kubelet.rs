@@ -2,6 +2,7 @@
 //! OnFailure with CrashLoopBackOff-style delays, and reports each change to the host.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot};
@@ -92,13 +93,48 @@ pub struct Successor {
 /// channel, with a wake-up for the host's loop. Whoever next holds the host applies the
 /// queued updates before anything else, so that it sees all in the order they were reported.
 pub struct Reporter {
-    updates: mpsc::UnboundedSender<PodUpdate>,
+    updates: UpdateSender,
     shared: Option<Arc<Shared>>,
+}
+
+/// The sending end of the host's channel of pod updates, which counts what it sends: the
+/// host takes an update off the channel before every turn, and most turns find none, which
+/// the count tells at the cost of one load.
+#[derive(Clone)]
+pub struct UpdateSender {
+    tx: mpsc::UnboundedSender<PodUpdate>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl UpdateSender {
+    /// A channel of updates, and the count of those sent and not yet received.
+    pub fn channel() -> (Self, mpsc::UnboundedReceiver<PodUpdate>, Arc<AtomicUsize>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        (
+            UpdateSender {
+                tx,
+                queued: queued.clone(),
+            },
+            rx,
+            queued,
+        )
+    }
+
+    /// Sends `update`; the receiver lowers the count as it takes each one. Counted first, so
+    /// that a count of none means none is in the channel. The host outlives every pod task,
+    /// so a failed send only means it is shutting down.
+    pub fn send(&self, update: PodUpdate) {
+        self.queued.fetch_add(1, Ordering::Release);
+        if self.tx.send(update).is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Reporter {
     /// A pod's reporter: over `updates`, or into `shared` when it is free.
-    pub fn new(updates: mpsc::UnboundedSender<PodUpdate>, shared: Option<Arc<Shared>>) -> Self {
+    pub fn new(updates: UpdateSender, shared: Option<Arc<Shared>>) -> Self {
         Reporter { updates, shared }
     }
 
@@ -113,8 +149,7 @@ impl Reporter {
             },
             None => update,
         };
-        // The host outlives every pod task, so a failed send only means it is shutting down.
-        let _ = self.updates.send(update);
+        self.updates.send(update);
         if let Some(shared) = &self.shared {
             shared.wake();
         }

@@ -6,7 +6,6 @@
 //! rather than 100,000. (client-go's spam filter, which then drops an object's events beyond
 //! a burst of 25, is not copied: it would drop a long Job's `Completed`.)
 
-use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
 
 // One event per pod created keeps these maps hot: hashed with foldhash rather than SipHash
@@ -34,13 +33,52 @@ type GroupKey = (&'static str, usize, &'static str, &'static str);
 pub(super) struct Group {
     /// Hashes of the distinct messages seen within the interval (at most one fewer than the
     /// maximum once combining began).
-    recent: VecDeque<u64>,
+    recent: Recent,
     /// When the last of them was seen.
     last: Option<Timestamp>,
     /// The recorded events by message, for counting identical ones.
     by_message: HashMap<String, usize>,
     /// The combined event, once there is one.
     combined: Option<usize>,
+}
+
+/// Whether `time` is more than [`AGGREGATE_INTERVAL`] after `last`, in nanoseconds (jiff's
+/// duration arithmetic, once per pod of a wide Job, cost more).
+fn longer_apart(last: Timestamp, time: Timestamp) -> bool {
+    let nanos = |t: Timestamp| {
+        i128::from(t.as_second()) * 1_000_000_000 + i128::from(t.subsec_nanosecond())
+    };
+    nanos(time) - nanos(last) > AGGREGATE_INTERVAL.as_nanos()
+}
+
+/// The hashes of a group's recent distinct messages, oldest first: at most
+/// [`AGGREGATE_MAX_EVENTS`], in place (a wide Job looks through them once per pod).
+#[derive(Default)]
+struct Recent {
+    hashes: [u64; AGGREGATE_MAX_EVENTS],
+    len: usize,
+}
+
+impl Recent {
+    fn contains(&self, hash: u64) -> bool {
+        self.hashes[..self.len].contains(&hash)
+    }
+
+    /// Adds `hash` (there is room: the group pops one when it reaches the maximum).
+    fn push(&mut self, hash: u64) {
+        if let Some(slot) = self.hashes.get_mut(self.len) {
+            *slot = hash;
+            self.len += 1;
+        }
+    }
+
+    /// Forgets the oldest.
+    fn pop_oldest(&mut self) {
+        if self.len > 0 {
+            self.hashes.copy_within(1..self.len, 0);
+            self.len -= 1;
+        }
+    }
 }
 
 /// An event's message: whole, or in parts that are joined only if an event keeps them.
@@ -140,11 +178,8 @@ impl Host {
         time: Timestamp,
     ) {
         let group = self.events.group((kind, index, type_, reason));
-        if group
-            .last
-            .is_none_or(|last| time.duration_since(last) > AGGREGATE_INTERVAL)
-        {
-            group.recent.clear();
+        if group.last.is_none_or(|last| longer_apart(last, time)) {
+            group.recent.len = 0;
         }
         group.last = Some(time);
         let hash = {
@@ -152,12 +187,12 @@ impl Host {
             message.for_each(|p| h.write(p.as_bytes()));
             h.finish()
         };
-        if !group.recent.contains(&hash) {
-            group.recent.push_back(hash);
+        if !group.recent.contains(hash) {
+            group.recent.push(hash);
         }
-        let combine = group.recent.len() >= AGGREGATE_MAX_EVENTS;
+        let combine = group.recent.len >= AGGREGATE_MAX_EVENTS;
         let (existing, message) = if combine {
-            group.recent.pop_front();
+            group.recent.pop_oldest();
             (group.combined, message)
         } else {
             let whole = message.into_string();
@@ -214,5 +249,42 @@ impl Host {
             time,
             count: 1,
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Events more than ten minutes apart start a new round of combining; at exactly ten
+    /// they do not. Times before 1970 (negative seconds and nanoseconds) compare alike.
+    #[test]
+    fn similar_events_count_together_within_ten_minutes() {
+        let t = |s: i64, ns: i32| Timestamp::new(s, ns).unwrap();
+        for base in [t(1_700_000_000, 250_000_000), t(-1, -500_000_000)] {
+            let after = |d: SignedDuration| base.checked_add(d).unwrap();
+            assert!(!longer_apart(base, after(AGGREGATE_INTERVAL)));
+            assert!(longer_apart(
+                base,
+                after(AGGREGATE_INTERVAL + SignedDuration::from_nanos(1))
+            ));
+            assert!(!longer_apart(base, after(SignedDuration::from_secs(-3600))));
+            assert!(!longer_apart(base, base));
+        }
+    }
+
+    /// The recent hashes keep the newest, oldest first, up to the maximum.
+    #[test]
+    fn recent_messages_forget_the_oldest() {
+        let mut recent = Recent::default();
+        for h in 0..AGGREGATE_MAX_EVENTS as u64 {
+            recent.push(h);
+        }
+        recent.push(99);
+        assert_eq!(recent.len, AGGREGATE_MAX_EVENTS);
+        assert!(recent.contains(0) && !recent.contains(99));
+        recent.pop_oldest();
+        recent.push(99);
+        assert!(!recent.contains(0) && recent.contains(1) && recent.contains(99));
     }
 }

@@ -323,7 +323,7 @@ impl Host {
         for Start { pod, run, kill } in starts.drain(..) {
             if self.store_error.is_some() {
                 // Nothing durable knows of this pod: it never ran.
-                let _ = self.updates_tx.send(PodUpdate::Finished {
+                self.updates_tx.send(PodUpdate::Finished {
                     pod,
                     exit: PodExit::Terminated(pods::REASON_SHUTDOWN.into()),
                     started: None,
@@ -340,7 +340,7 @@ impl Host {
                 }
                 Err(msg) => {
                     // Reported like a container that could not start: the pod fails at once.
-                    let _ = self.updates_tx.send(PodUpdate::Finished {
+                    self.updates_tx.send(PodUpdate::Finished {
                         pod,
                         exit: PodExit::CannotRun(msg),
                         started: None,

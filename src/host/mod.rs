@@ -25,7 +25,7 @@ use crate::clock::Clock;
 use crate::controller::backoff::BackoffPolicy;
 use crate::controller::job::{ActiveCounts, ActivePod, Observed, Plan, reconcile_status};
 use crate::controller::tally::Tally;
-use crate::kubelet::{PodRun, PodUpdate, Reporter, RunTemplate, Successor, run_pod};
+use crate::kubelet::{PodRun, PodUpdate, Reporter, RunTemplate, Successor, UpdateSender, run_pod};
 use crate::logs::{DEFAULT_LOG_LIMIT, LogStream};
 use crate::queue::{self, Broker, QueueGrant, QueueRequest};
 use crate::runtime::{PodExit, PodIdentity, PodRuntime, PreparedPod};
@@ -222,8 +222,10 @@ pub struct Host {
     /// Draws pod names and uids: seeded from the system's generator, then fast (the thread
     /// generator costs a cryptographic block and a reference count per draw).
     rng: rand::rngs::SmallRng,
-    updates_tx: mpsc::UnboundedSender<PodUpdate>,
+    updates_tx: UpdateSender,
     updates_rx: mpsc::UnboundedReceiver<PodUpdate>,
+    /// Updates sent over the channel and not yet taken (see [`UpdateSender`]).
+    queued: Arc<AtomicUsize>,
     db: Option<StateDb>,
     dirty_jobs: Vec<usize>,
     dirty_crons: Vec<usize>,
@@ -265,7 +267,7 @@ pub struct Host {
 impl Host {
     /// A host with no Jobs that keeps its state in memory only.
     pub fn new(runtime: Arc<dyn PodRuntime>, clock: Arc<dyn Clock>, config: HostConfig) -> Self {
-        let (updates_tx, updates_rx) = mpsc::unbounded_channel();
+        let (updates_tx, updates_rx, queued) = UpdateSender::channel();
         Host {
             runtime,
             clock,
@@ -280,6 +282,7 @@ impl Host {
             blank_log: crate::logs::PodLog::new("", "", 0, None),
             updates_tx,
             updates_rx,
+            queued,
             db: None,
             dirty_jobs: Vec::new(),
             dirty_crons: Vec::new(),
@@ -549,7 +552,7 @@ impl Host {
                 shared.active.store(end.active, Ordering::Relaxed);
                 host.loop_next = end.next;
                 std::mem::swap(&mut host.changes, &mut changes);
-                (end, host.shutting_down, !host.updates_rx.is_empty())
+                (end, host.shutting_down, host.has_queued())
             };
             for change in changes.drain(..) {
                 on_change(&change);
@@ -601,12 +604,21 @@ impl Host {
     /// Applies the updates that found the host busy, in the order they were queued; whether
     /// there were any.
     fn apply_queued(&mut self) -> bool {
+        if !self.has_queued() {
+            return false;
+        }
         let mut any = false;
         while let Ok(update) = self.updates_rx.try_recv() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
             self.apply(update);
             any = true;
         }
         any
+    }
+
+    /// Whether updates wait in the channel (or are being sent).
+    fn has_queued(&self) -> bool {
+        self.queued.load(Ordering::Acquire) > 0
     }
 
     /// One turn of the host: reconciles what is due, commits (with a state database: what
@@ -793,7 +805,7 @@ impl Shared {
             || end.next != host.loop_next
             || !host.changes.is_empty()
             || host.shutting_down
-            || !host.updates_rx.is_empty();
+            || host.has_queued();
         drop(guard);
         if wake {
             self.wake.notify_one();
