@@ -58,10 +58,8 @@ pub struct PodRun {
     pub pod: usize,
     /// Pod name, for the prefix of streamed logs (empty when logs do not stream).
     pub name: String,
-    /// The pod's sandbox.
-    pub sandbox: Arc<dyn Sandbox>,
-    /// What the pods of its Job run alike.
-    pub template: Arc<RunTemplate>,
+    /// The pod's own sandbox; none for a pod that runs in its template's shared one.
+    pub sandbox: Option<Arc<dyn Sandbox>>,
 }
 
 /// How the kubelet runs each pod of a Job (shared by them, so that a pod handed from
@@ -77,6 +75,8 @@ pub struct RunTemplate {
     pub log_limit: usize,
     /// Live log destination.
     pub log_stream: Option<Arc<LogStream>>,
+    /// The sandbox of the Job's pods that have none of their own.
+    pub shared: Option<Arc<dyn Sandbox>>,
 }
 
 /// A pod the host created in the turn a pod's own update caused, for that pod's task to
@@ -86,6 +86,9 @@ pub struct Successor {
     pub run: PodRun,
     /// Fires when the host terminates it.
     pub kill: oneshot::Receiver<String>,
+    /// How its Job's pods run, unless it is of the Job whose pod the task just ran (the
+    /// task keeps that one: no reference count per pod, which both cores would touch).
+    pub template: Option<Arc<RunTemplate>>,
 }
 
 /// How a pod's updates reach the host: straight into it when no one else holds it (the
@@ -132,6 +135,17 @@ impl UpdateSender {
     }
 }
 
+impl PodUpdate {
+    /// Host index of the pod.
+    pub fn pod(&self) -> usize {
+        match self {
+            PodUpdate::Started { pod, .. }
+            | PodUpdate::Restarting { pod, .. }
+            | PodUpdate::Finished { pod, .. } => *pod,
+        }
+    }
+}
+
 impl Reporter {
     /// A pod's reporter: over `updates`, or into `shared` when it is free.
     pub fn new(updates: UpdateSender, shared: Option<Arc<Shared>>) -> Self {
@@ -161,6 +175,7 @@ impl Reporter {
 /// pods the host hands this task as they finish.
 pub async fn run_pod(
     run: PodRun,
+    template: Arc<RunTemplate>,
     clock: Arc<dyn Clock>,
     reporter: Reporter,
     kill: oneshot::Receiver<String>,
@@ -168,12 +183,15 @@ pub async fn run_pod(
     // The pods handed to this task report through the same reporter, and log to the same
     // allocation while the host lets go of their logs (see `PodLog::renew`).
     let reporter = Arc::new(reporter);
-    let (mut run, mut kill, mut spare) = (run, kill, None);
+    let (mut run, mut template, mut kill, mut spare) = (run, template, kill, None);
     loop {
         let next;
-        (next, spare) = run_one(run, &clock, &reporter, kill, spare).await;
+        (next, spare) = run_one(run, &template, &clock, &reporter, kill, spare).await;
         let Some(next) = next else { break };
         (run, kill) = (next.run, next.kill);
+        if let Some(other) = next.template {
+            template = other;
+        }
         // A long chain of pods must not keep the worker from its other tasks.
         tokio::task::consume_budget().await;
     }
@@ -183,6 +201,7 @@ pub async fn run_pod(
 /// last run's log for the next pod to reuse. `spare` is a log to reuse.
 async fn run_one(
     run: PodRun,
+    template: &RunTemplate,
     clock: &Arc<dyn Clock>,
     reporter: &Arc<Reporter>,
     mut kill: oneshot::Receiver<String>,
@@ -194,9 +213,9 @@ async fn run_one(
         let log = PodLog::renew(
             spare.take(),
             &run.name,
-            &run.template.container,
-            run.template.log_limit,
-            run.template.log_stream.clone(),
+            &template.container,
+            template.log_limit,
+            template.log_stream.clone(),
         );
         // The sandbox notes when the guest starts (a pod waiting for an instance slot stays
         // Pending). The start is reported once the run first waits; a run that ends (or is
@@ -227,7 +246,13 @@ async fn run_one(
         // mapping limit, when a store is made, run or dropped) ends this run as one that
         // could not run. Left to unwind, it would end the pod's task unreported and the host
         // would wait for the pod forever.
-        let exit = match guarded(&log, || run.sandbox.run(log.clone())) {
+        // The host hands a pod no sandbox only if its template has a shared one.
+        let Some(sandbox) = run.sandbox.as_ref().or(template.shared.as_ref()) else {
+            log.finish();
+            let exit = PodExit::CannotRun("the pod has no sandbox".into());
+            return (finish(exit, Instant::now(), reported), Some(log));
+        };
+        let exit = match guarded(&log, || sandbox.run(log.clone())) {
             Err(exit) => exit,
             Ok(mut sandbox) => {
                 // Biased: the run first, then the kill (no random draw per pod to pick).
@@ -257,7 +282,7 @@ async fn run_one(
         };
         log.finish();
         let instant = Instant::now();
-        if exit.success() || !run.template.restart_on_failure {
+        if exit.success() || !template.restart_on_failure {
             let next = finish(exit, instant, reported);
             return (next, Some(log));
         }
@@ -277,7 +302,7 @@ async fn run_one(
             None,
         );
         tokio::select! {
-            () = tokio::time::sleep(run.template.backoff.delay(restarts)) => {}
+            () = tokio::time::sleep(template.backoff.delay(restarts)) => {}
             reason = &mut kill => {
                 let reason = reason.unwrap_or_else(|_| "Terminated".into());
                 let next = finish(PodExit::Terminated(reason), Instant::now(), true);

@@ -274,7 +274,11 @@ impl Host {
             annotations,
             queues: queues.as_ref(),
         };
-        let sandbox = prepared.sandbox(&identity);
+        // A pod of the shared sandbox gets none of its own: its task has its Job's.
+        let sandbox = match prepared.shares_sandbox(&identity) {
+            true => Ok(None),
+            false => prepared.sandbox(&identity).map(Some),
+        };
         let p = self.store.pods.len();
         self.store.pods.push(entry);
         let state = &mut self.jobs[j];
@@ -305,7 +309,6 @@ impl Host {
             pod: p,
             name: run_name,
             sandbox,
-            template: self.jobs[j].run.clone(),
         });
         self.starts.push(Start {
             pod: p,
@@ -314,9 +317,10 @@ impl Host {
         });
     }
 
-    /// Starts the pods created this turn; they are in the store by now. With `keep` the
-    /// first that can run is returned instead, for the caller (a pod's task) to run.
-    pub(super) fn start_pods(&mut self, mut keep: bool) -> Option<Successor> {
+    /// Starts the pods created this turn; they are in the store by now. With `keep` (the
+    /// Job of the pod the caller ran) the first that can run is returned instead, for the
+    /// caller (a pod's task) to run.
+    pub(super) fn start_pods(&mut self, mut keep: Option<usize>) -> Option<Successor> {
         let mut kept = None;
         // The list keeps its capacity from turn to turn.
         let mut starts = std::mem::take(&mut self.starts);
@@ -333,10 +337,21 @@ impl Host {
                 continue;
             }
             match run {
-                Ok(run) if std::mem::take(&mut keep) => kept = Some(Successor { run, kill }),
+                Ok(run) if keep.is_some() => {
+                    let j = self.store.pods[pod].job;
+                    // The caller's task already holds its Job's template.
+                    let template = (keep.take() != Some(j)).then(|| self.jobs[j].run.clone());
+                    kept = Some(Successor {
+                        run,
+                        kill,
+                        template,
+                    });
+                }
                 Ok(run) => {
+                    let template = self.jobs[self.store.pods[pod].job].run.clone();
                     let reporter = Reporter::new(self.updates_tx.clone(), self.shared.upgrade());
-                    tokio::spawn(run_pod(run, self.clock.clone(), reporter, kill));
+                    let clock = self.clock.clone();
+                    tokio::spawn(run_pod(run, template, clock, reporter, kill));
                 }
                 Err(msg) => {
                     // Reported like a container that could not start: the pod fails at once.
@@ -563,5 +578,48 @@ mod tests {
         alone.rng = SmallRng::seed_from_u64(9);
         let expected: Vec<String> = (0..3).map(|_| alone.generate_name(&prefix)).collect();
         assert_eq!(host.generate_name(&prefix), expected[2]);
+    }
+
+    /// A pod handed to the task that ran a pod of the same Job comes without that Job's run
+    /// settings (the task holds them); a pod of another Job brings its own.
+    #[tokio::test]
+    async fn a_successor_of_another_job_brings_its_run_template() {
+        let manifest = |name: &str| {
+            format!(
+                "apiVersion: batch/v1\nkind: Job\nmetadata: {{name: {name}}}\nspec:\n  \
+                 completions: 2\n  template:\n    spec:\n      restartPolicy: Never\n      \
+                 containers: [{{name: c, image: fake.wasm}}]\n"
+            )
+        };
+        let text = format!("{}---\n{}", manifest("a"), manifest("b"));
+        let (jobs, errs) =
+            crate::api::manifest::parse_documents(&text, "t.yaml", std::path::Path::new("."));
+        assert!(errs.is_empty(), "{errs:?}");
+        let mut host = Host::new(
+            Arc::new(FakeRuntime),
+            Arc::new(TokioClock::new()),
+            HostConfig::default(),
+        );
+        let subs = host.prepare(jobs).map_err(|r| format!("{r:?}")).unwrap();
+        host.submit(subs);
+        // The first turn creates a pod of each Job: a task that ran one of Job b is handed
+        // the first, of Job a (the other is spawned; this runtime never polls it).
+        let (_, first) = host.turn(Some(1), None);
+        let first = first.expect("a pod for the caller");
+        assert_eq!(host.store.pods[first.run.pod].job, 0);
+        let template = first.template.expect("Job a's settings");
+        assert!(Arc::ptr_eq(&template, &host.jobs[0].run));
+        // Its end makes Job a create its second pod, for the same task: no settings then.
+        host.apply(PodUpdate::Finished {
+            pod: first.run.pod,
+            exit: PodExit::Exited(0),
+            started: None,
+            at: host.clock.now(),
+            log: None,
+        });
+        let (_, second) = host.turn(Some(0), None);
+        let second = second.expect("a pod for the caller");
+        assert_eq!(host.store.pods[second.run.pod].job, 0);
+        assert!(second.template.is_none());
     }
 }

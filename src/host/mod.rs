@@ -463,6 +463,7 @@ impl Host {
                 backoff: self.config.backoff.crash_loop(),
                 log_limit: self.config.log_limit,
                 log_stream: self.config.log_stream.clone(),
+                shared: prepared.shared_sandbox(),
             }),
             queues,
             prepared,
@@ -548,7 +549,7 @@ impl Host {
                 let mut guard = lock(&shared);
                 let Some(host) = guard.as_mut() else { break };
                 host.apply_queued();
-                let (end, _) = host.turn(false, None);
+                let (end, _) = host.turn(None, None);
                 shared.active.store(end.active, Ordering::Relaxed);
                 host.loop_next = end.next;
                 std::mem::swap(&mut host.changes, &mut changes);
@@ -623,9 +624,10 @@ impl Host {
 
     /// One turn of the host: reconciles what is due, commits (with a state database: what
     /// pods it creates, at once, and the rest within [`COMMIT_DELAY`]) and starts the pods
-    /// it created; with `keep`, the first of them is returned to be run by the caller. `now`
-    /// is the clock's reading, if the caller has just read it.
-    fn turn(&mut self, keep: bool, now: Option<Reading>) -> (TurnEnd, Option<Successor>) {
+    /// it created; with `keep` (the Job of the pod the caller ran), the first of them is
+    /// returned to be run by the caller. `now` is the clock's reading, if the caller has
+    /// just read it.
+    fn turn(&mut self, keep: Option<usize>, now: Option<Reading>) -> (TurnEnd, Option<Successor>) {
         // A reading taken before the caller waited for the host may be older than the last
         // turn's: time never goes back from turn to turn.
         let now = match now {
@@ -797,6 +799,7 @@ impl Shared {
         // host sees every update in the order it was reported.
         // Queued updates may be later than the caller's reading: the turn then reads anew.
         let queued = host.apply_queued();
+        let keep = keep.then(|| host.store.pods[update.pod()].job);
         host.apply(update);
         let (end, successor) = host.turn(keep, now.filter(|_| !queued));
         std::mem::forget(on_panic);

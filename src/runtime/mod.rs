@@ -102,6 +102,19 @@ pub trait PreparedPod: Send + Sync {
     /// One pod's sandbox (its emptyDir volumes live as long as it does). Pods with nothing
     /// of their own (no volumes, no per-pod environment, no queues) may share one.
     fn sandbox(&self, pod: &PodIdentity<'_>) -> Result<Arc<dyn Sandbox>, String>;
+
+    /// The sandbox that pods with nothing of their own share, if there is one.
+    fn shared_sandbox(&self) -> Option<Arc<dyn Sandbox>> {
+        None
+    }
+
+    /// Whether [`PreparedPod::sandbox`] gives `pod` the shared sandbox (only if there is
+    /// one): a host that holds that one then passes none per pod (a reference count both
+    /// cores would touch).
+    fn shares_sandbox(&self, pod: &PodIdentity<'_>) -> bool {
+        let _ = pod;
+        false
+    }
 }
 
 /// One pod: runs its container, possibly several times (restartPolicy OnFailure).

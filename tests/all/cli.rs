@@ -668,3 +668,28 @@ fn pods_wait_for_memory_the_host_lacks_instead_of_failing() {
         assert_eq!(terminated(pod)["reason"], "Completed", "{pod}");
     }
 }
+
+/// One run of two Jobs: a pod's task is handed the next pod of either Job, and each pod
+/// still runs its own Job's container (its arguments), never the other's.
+#[test]
+fn pods_of_two_jobs_in_one_run_each_run_their_own_container() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = "completions: 30\nparallelism: 1";
+    let manifest = format!(
+        "{}---\n{}",
+        testbed_job("ja", spec, "restartPolicy: Never", "", &["echo", "from-ja"]),
+        testbed_job("jb", spec, "restartPolicy: Never", "", &["echo", "from-jb"]),
+    );
+    let out = run_json(dir.path(), &manifest, &["--logs"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mut lines = 0;
+    for line in out.stderr.lines().filter(|l| l.starts_with("[pod/")) {
+        // `[pod/ja-bcdfg/tb] from-ja`: the Job's name begins the pod's.
+        let job = &line["[pod/".len().."[pod/ja".len()];
+        assert!(line.ends_with(&format!("] from-{job}")), "{line}");
+        lines += 1;
+    }
+    assert_eq!(lines, 60, "{}", out.stderr);
+    let list = out.json();
+    assert_eq!(items(&list, "Pod").len(), 60);
+}

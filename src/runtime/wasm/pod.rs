@@ -373,15 +373,22 @@ impl PreparedPod for PreparedWasm {
         self.image_id.clone()
     }
 
-    fn sandbox(&self, pod: &PodIdentity<'_>) -> Result<Arc<dyn Sandbox>, String> {
+    fn shared_sandbox(&self) -> Option<Arc<dyn Sandbox>> {
+        self.shared.clone().map(|s| s as Arc<dyn Sandbox>)
+    }
+
+    fn shares_sandbox(&self, pod: &PodIdentity<'_>) -> bool {
         // A pod with queues numbers its runs (its leases' holders), and an Indexed Job's
         // pod has its index in its environment: those have a sandbox of their own.
-        if let Some(shared) = &self.shared
+        self.shared.is_some()
             && pod.queues.is_none()
             && !pod
                 .annotations
                 .contains_key(crate::api::defaults::COMPLETION_INDEX)
-        {
+    }
+
+    fn sandbox(&self, pod: &PodIdentity<'_>) -> Result<Arc<dyn Sandbox>, String> {
+        if let Some(shared) = self.shared.as_ref().filter(|_| self.shares_sandbox(pod)) {
             return Ok(shared.clone());
         }
         let needs_tmp = self
@@ -877,22 +884,27 @@ mod tests {
             crate::api::defaults::COMPLETION_INDEX.to_string(),
             "3".to_string(),
         )]);
+        let identity = |annotations| PodIdentity {
+            name: "t-abcde",
+            namespace: "default",
+            uid: &"u",
+            labels: &none,
+            annotations,
+            queues: None,
+        };
         let sandbox = |prepared: &Arc<dyn PreparedPod>, annotations| {
-            let identity = PodIdentity {
-                name: "t-abcde",
-                namespace: "default",
-                uid: &"u",
-                labels: &none,
-                annotations,
-                queues: None,
-            };
-            prepared.sandbox(&identity).unwrap()
+            prepared.sandbox(&identity(annotations)).unwrap()
         };
         let first = sandbox(&plain, &none);
         assert!(Arc::ptr_eq(&first, &sandbox(&plain, &none)));
         assert!(!Arc::ptr_eq(&first, &sandbox(&plain, &indexed)));
         let own_first = sandbox(&own, &none);
         assert!(!Arc::ptr_eq(&own_first, &sandbox(&own, &none)));
+        // What the host asks so as to pass a shared sandbox by its template, not per pod.
+        assert!(Arc::ptr_eq(&first, &plain.shared_sandbox().unwrap()));
+        assert!(plain.shares_sandbox(&identity(&none)));
+        assert!(!plain.shares_sandbox(&identity(&indexed)));
+        assert!(own.shared_sandbox().is_none() && !own.shares_sandbox(&identity(&none)));
     }
 
     /// The trivial module, and a runtime with `slots` instance slots that has compiled it.
