@@ -226,8 +226,8 @@ async fn run_job(
         .pods
         .iter()
         .filter_map(|e| {
-            let created = e.pod().metadata.creation_timestamp?;
-            let started = e.pod().status.start_time?;
+            let (created, started) = e.created_and_started();
+            let (created, started) = (created?, started?);
             Some(created.duration_until(started).unsigned_abs())
         })
         .collect();

@@ -204,6 +204,16 @@ impl LeanPod {
         self.template.namespace.as_deref()
     }
 
+    /// When it was created.
+    pub fn created(&self) -> Timestamp {
+        self.created
+    }
+
+    /// Its `startTime`: when its run started, as [`started`] records it.
+    pub fn start_time(&self) -> Option<Timestamp> {
+        self.started
+    }
+
     /// The pod's uid.
     pub fn uid(&self) -> Uid {
         self.uid
@@ -522,6 +532,8 @@ mod tests {
                 eager.status.phase == "Succeeded",
                 "{case}"
             );
+            let times = (eager.metadata.creation_timestamp, eager.status.start_time);
+            assert_eq!((Some(lean.created()), lean.start_time()), times, "{case}");
             // A second start, or a second end, is not the lean record's to hold.
             assert_eq!(lean.can_finish(), end.is_none(), "{case}");
             assert_eq!(

@@ -135,6 +135,17 @@ impl PodEntry {
         !self.is_lean() && self.pod().metadata.deletion_timestamp.is_some()
     }
 
+    /// When the pod was created and when it started (its `startTime`), if it did.
+    pub fn created_and_started(&self) -> (Option<Timestamp>, Option<Timestamp>) {
+        match (self.pod.get(), &self.lean) {
+            (None, Some(lean)) => (Some(lean.created()), lean.start_time()),
+            _ => {
+                let pod = self.pod();
+                (pod.metadata.creation_timestamp, pod.status.start_time)
+            }
+        }
+    }
+
     /// The pod's name.
     pub fn name(&self) -> &str {
         match (self.pod.get(), &self.lean) {
