@@ -215,12 +215,13 @@ impl Host {
 
     pub(super) fn create_pod(&mut self, j: usize, now: Timestamp, index: Option<i32>) {
         self.load_stored_names(j);
+        // The Job's template: a lean pod keeps it, and its prefix names the pod (cloned
+        // once, rather than the prefix too).
+        let template = self.jobs[j].template.clone();
         // Indexed pods are `<job>-<index>-<suffix>`.
-        let base = match index {
-            Some(i) => pods::name_prefix(&format!("{}-{i}", self.store.jobs[j].name())).into(),
-            None => self.jobs[j].template.prefix.clone(),
-        };
-        let name = self.generate_name(&base);
+        let indexed: Option<Arc<str>> =
+            index.map(|i| pods::name_prefix(&format!("{}-{i}", self.store.jobs[j].name())).into());
+        let name = self.generate_name(indexed.as_ref().unwrap_or(&template.prefix));
         let uid = pods::Uid::draw(&mut self.rng);
         // The event first, while the name is at hand: past the first few, a wide Job's
         // creations are combined into one event, and the name is not copied.
@@ -228,7 +229,7 @@ impl Host {
         let message = events::Message::Parts(&parts);
         self.event_of("Job", j, "Normal", "SuccessfulCreate", message, now);
         let job = &self.store.jobs[j];
-        let (prepared, template) = (&self.jobs[j].prepared, &self.jobs[j].template);
+        let prepared = &self.jobs[j].prepared;
         // The kubelet names the pod only in the prefix of streamed logs.
         let run_name = match self.config.log_stream {
             Some(_) => name.clone(),
@@ -236,10 +237,9 @@ impl Host {
         };
         // A Job's pods are lean until read, but for an Indexed Job's, whose labels and
         // annotations are their own.
-        let entry = Box::new(match index {
-            None => PodEntry::lean(pods::LeanPod::new(template.clone(), name, uid, now), j),
-            Some(i) => {
-                let mut pod = pods::new_pod(template, base, name, uid.text(), now);
+        let entry = Box::new(match (index, indexed) {
+            (Some(i), Some(prefix)) => {
+                let mut pod = pods::new_pod(&template, prefix, name, uid.text(), now);
                 for map in [&mut pod.metadata.annotations, &mut pod.metadata.labels] {
                     Arc::make_mut(map).insert(pods::COMPLETION_INDEX.into(), i.to_string());
                 }
@@ -250,9 +250,13 @@ impl Host {
                 }
                 PodEntry::new(pod, j)
             }
+            _ => PodEntry::lean(pods::LeanPod::new(template, name, uid, now), j),
         });
         let (labels, annotations) = match index {
-            None => (&template.labels, &template.annotations),
+            None => {
+                let template = &self.jobs[j].template;
+                (&template.labels, &template.annotations)
+            }
             Some(_) => {
                 let meta = &entry.pod().metadata;
                 (&meta.labels, &meta.annotations)
