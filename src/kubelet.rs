@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use crate::clock::Clock;
 use crate::controller::backoff::BackoffPolicy;
 use crate::host::{Reading, Shared};
-use crate::logs::{LogStream, PodLog};
+use crate::logs::{Ended, LogStream, PodLog};
 use crate::runtime::{PodExit, Sandbox};
 
 /// What a pod tells the host.
@@ -49,6 +49,9 @@ pub enum PodUpdate {
         /// The last run's log, when its start was not reported (a run that ended before it
         /// ever waited): the update then stands for `Started` too.
         log: Option<Arc<PodLog>>,
+        /// Whether the last run's log is blank (the host then keeps its one blank log for
+        /// it, rather than the run's own).
+        blank: bool,
     },
 }
 
@@ -230,28 +233,30 @@ async fn run_one(
                 reporter.report(PodUpdate::Started { pod, at, log }, false, None);
             }
         };
-        let finish = |exit, instant, reported: bool| {
+        // `ended`: the log as the run ended (its start and blankness, read under one lock).
+        let finish = |exit, instant, reported: bool, ended: Ended| {
             let at = clock.at(instant);
             let now = Reading { instant, time: at };
             let update = PodUpdate::Finished {
                 pod,
                 exit,
-                started: Some(clock.at(log.started().unwrap_or(instant))),
+                started: Some(clock.at(ended.started.unwrap_or(instant))),
                 at,
                 log: (!reported).then(|| log.clone()),
+                blank: ended.blank,
             };
             reporter.report(update, true, Some(now))
+        };
+        // The host hands a pod no sandbox only if its template has a shared one.
+        let Some(sandbox) = run.sandbox.as_ref().or(template.shared.as_ref()) else {
+            let ended = log.finish();
+            let exit = PodExit::CannotRun("the pod has no sandbox".into());
+            return (finish(exit, Instant::now(), reported, ended), Some(log));
         };
         // A panic in the runtime (wasmtime's own: e.g. an munmap the kernel refuses at its
         // mapping limit, when a store is made, run or dropped) ends this run as one that
         // could not run. Left to unwind, it would end the pod's task unreported and the host
         // would wait for the pod forever.
-        // The host hands a pod no sandbox only if its template has a shared one.
-        let Some(sandbox) = run.sandbox.as_ref().or(template.shared.as_ref()) else {
-            log.finish();
-            let exit = PodExit::CannotRun("the pod has no sandbox".into());
-            return (finish(exit, Instant::now(), reported), Some(log));
-        };
         let exit = match guarded(&log, || sandbox.run(log.clone())) {
             Err(exit) => exit,
             Ok(mut sandbox) => {
@@ -269,9 +274,10 @@ async fn run_one(
                     reason = &mut kill => {
                         // The guest's store and instance slot go before the host hears of it.
                         let _ = guarded(&log, move || drop(sandbox));
-                        log.finish();
+                        let ended = log.finish();
                         let reason = reason.unwrap_or_else(|_| "Terminated".into());
-                        let next = finish(PodExit::Terminated(reason), Instant::now(), reported);
+                        let exit = PodExit::Terminated(reason);
+                        let next = finish(exit, Instant::now(), reported, ended);
                         return (next, Some(log));
                     }
                 };
@@ -280,10 +286,10 @@ async fn run_one(
                 exit
             }
         };
-        log.finish();
+        let ended = log.finish();
         let instant = Instant::now();
         if exit.success() || !template.restart_on_failure {
-            let next = finish(exit, instant, reported);
+            let next = finish(exit, instant, reported, ended);
             return (next, Some(log));
         }
         let at = clock.at(instant);
@@ -305,7 +311,11 @@ async fn run_one(
             () = tokio::time::sleep(template.backoff.delay(restarts)) => {}
             reason = &mut kill => {
                 let reason = reason.unwrap_or_else(|_| "Terminated".into());
-                let next = finish(PodExit::Terminated(reason), Instant::now(), true);
+                // Stopped in back-off: the last run is the one that ended above (its start
+                // noted since, if it never started).
+                let ended = Ended { started: log.started(), ..ended };
+                let exit = PodExit::Terminated(reason);
+                let next = finish(exit, Instant::now(), true, ended);
                 return (next, Some(log));
             }
         }

@@ -34,6 +34,15 @@ impl LogStream {
     }
 }
 
+/// A run's log as it ended: see [`PodLog::finish`].
+#[derive(Debug, Clone, Copy)]
+pub struct Ended {
+    /// When the run's guest started, if it did.
+    pub started: Option<tokio::time::Instant>,
+    /// Whether the log holds nothing ([`PodLog::is_blank`]).
+    pub blank: bool,
+}
+
 /// One container run's log: stdout and stderr interleaved, as `kubectl logs` shows them.
 pub struct PodLog {
     cap: usize,
@@ -162,7 +171,8 @@ impl PodLog {
     }
 
     /// Streams a last unterminated line and reports truncation; call when the run ends.
-    pub fn finish(&self) {
+    /// Returns what the kubelet reports of the run's log then, read under the one lock.
+    pub fn finish(&self) -> Ended {
         let mut g = self.lock();
         if let Some(stream) = &self.stream {
             if g.streamed < g.data.len() {
@@ -174,6 +184,10 @@ impl PodLog {
         }
         g.streamed = g.data.len() + 1;
         g.ended = true;
+        Ended {
+            started: g.started,
+            blank: g.data.is_empty() && g.dropped == 0,
+        }
     }
 
     fn notice(&self, dropped: u64) -> String {

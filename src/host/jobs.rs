@@ -337,6 +337,7 @@ impl Host {
                     started: None,
                     at: self.clock.now(),
                     log: None,
+                    blank: false,
                 });
                 continue;
             }
@@ -365,6 +366,7 @@ impl Host {
                         started: None,
                         at: self.clock.now(),
                         log: None,
+                        blank: false,
                     });
                 }
             }
@@ -417,6 +419,7 @@ impl Host {
                 started,
                 at,
                 log,
+                blank,
             } => {
                 if let Some(log) = log {
                     // A run that ended before it waited: its start comes with its end.
@@ -431,11 +434,9 @@ impl Host {
                 // A last run that wrote nothing keeps the host's one blank log rather than
                 // its own: a wide Job of quiet pods keeps one allocation fewer per pod.
                 // Nothing writes to a run's log once it has finished (its output, the
-                // kubelet's notes and `finish` all come before this update), so no pod's
-                // output can land in the shared log.
-                if let Some(log) = self.store.pods[p].logs.last_mut()
-                    && log.is_blank()
-                {
+                // kubelet's notes and `finish`, which tells `blank`, all come before this
+                // update), so no pod's output can land in the shared log.
+                if blank && let Some(log) = self.store.pods[p].logs.last_mut() {
                     *log = self.blank_log.clone();
                 }
                 self.settle_leases(p, success);
@@ -620,6 +621,7 @@ mod tests {
             started: None,
             at: host.clock.now(),
             log: None,
+            blank: false,
         });
         let (_, second) = host.turn(Some(0), None);
         let second = second.expect("a pod for the caller");
