@@ -85,22 +85,24 @@ impl Recent {
 pub(super) enum Message<'a> {
     /// The message.
     Whole(String),
-    /// The message's parts, in order.
-    Parts(&'a [&'a str]),
+    /// The message's parts, in order, of a message never recorded before (it names a new
+    /// pod): one that similar events combine into is combined without looking at the
+    /// recent ones.
+    Fresh(&'a [&'a str]),
 }
 
 impl Message<'_> {
     fn for_each(&self, mut f: impl FnMut(&str)) {
         match self {
             Message::Whole(s) => f(s),
-            Message::Parts(parts) => parts.iter().for_each(|p| f(p)),
+            Message::Fresh(parts) => parts.iter().for_each(|p| f(p)),
         }
     }
 
     fn into_string(self) -> String {
         match self {
             Message::Whole(s) => s,
-            Message::Parts(parts) => parts.concat(),
+            Message::Fresh(parts) => parts.concat(),
         }
     }
 }
@@ -182,17 +184,25 @@ impl Host {
             group.recent.len = 0;
         }
         group.last = Some(time);
-        let hash = {
+        // A new message in a group that combines is combined whatever the recent ones are
+        // (it is not among them), and no later message can be it: its hash is not kept,
+        // and the recent ones stay as they were (one per pod of a wide Job saved).
+        let steady = matches!(message, Message::Fresh(_))
+            && group.combined.is_some()
+            && group.recent.len + 1 == AGGREGATE_MAX_EVENTS;
+        let combine = steady || {
             let mut h = foldhash::fast::FixedState::default().build_hasher();
             message.for_each(|p| h.write(p.as_bytes()));
-            h.finish()
+            let hash = h.finish();
+            if !group.recent.contains(hash) {
+                group.recent.push(hash);
+            }
+            group.recent.len >= AGGREGATE_MAX_EVENTS
         };
-        if !group.recent.contains(hash) {
-            group.recent.push(hash);
-        }
-        let combine = group.recent.len >= AGGREGATE_MAX_EVENTS;
         let (existing, message) = if combine {
-            group.recent.pop_oldest();
+            if !steady {
+                group.recent.pop_oldest();
+            }
             (group.combined, message)
         } else {
             let whole = message.into_string();

@@ -226,7 +226,7 @@ impl Host {
         // The event first, while the name is at hand: past the first few, a wide Job's
         // creations are combined into one event, and the name is not copied.
         let parts = ["Created pod: ", name.as_str()];
-        let message = events::Message::Parts(&parts);
+        let message = events::Message::Fresh(&parts);
         self.event_of("Job", j, "Normal", "SuccessfulCreate", message, now);
         let job = &self.store.jobs[j];
         let prepared = &self.jobs[j].prepared;
