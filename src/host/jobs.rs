@@ -235,33 +235,30 @@ impl Host {
             Some(_) => name.clone(),
             None => String::new(),
         };
-        // A Job's pods are lean until read, but for an Indexed Job's, whose labels and
-        // annotations are their own.
-        let entry = Box::new(match (index, indexed) {
-            (Some(i), Some(prefix)) => {
-                let mut pod = pods::new_pod(&template, prefix, name, uid.text(), now);
-                for map in [&mut pod.metadata.annotations, &mut pod.metadata.labels] {
-                    Arc::make_mut(map).insert(pods::COMPLETION_INDEX.into(), i.to_string());
-                }
-                if job.spec.backoff_limit_per_index.is_some() {
-                    for (k, v) in self.jobs[j].tally.index_annotations(i) {
-                        Arc::make_mut(&mut pod.metadata.annotations).insert(k.into(), v);
-                    }
-                }
-                PodEntry::new(pod, j)
+        // An Indexed Job's pod has its own prefix, and its index in its labels and
+        // annotations (and, under backoffLimitPerIndex, its index's failures).
+        let indexed = index.zip(indexed).map(|(i, prefix)| {
+            let (mut labels, mut annotations) =
+                (template.labels.clone(), template.annotations.clone());
+            for map in [&mut annotations, &mut labels] {
+                Arc::make_mut(map).insert(pods::COMPLETION_INDEX.into(), i.to_string());
             }
-            _ => PodEntry::lean(pods::LeanPod::new(template, name, uid, now), j),
+            if job.spec.backoff_limit_per_index.is_some() {
+                for (k, v) in self.jobs[j].tally.index_annotations(i) {
+                    Arc::make_mut(&mut annotations).insert(k.into(), v);
+                }
+            }
+            pods::Indexed {
+                index: i,
+                prefix,
+                labels,
+                annotations,
+            }
         });
-        let (labels, annotations) = match index {
-            None => {
-                let template = &self.jobs[j].template;
-                (&template.labels, &template.annotations)
-            }
-            Some(_) => {
-                let meta = &entry.pod().metadata;
-                (&meta.labels, &meta.annotations)
-            }
-        };
+        // A pod is lean until something reads it as a Pod.
+        let lean = pods::LeanPod::new(template, name, uid, now, indexed);
+        let entry = Box::new(PodEntry::lean(lean, j));
+        let (labels, annotations) = entry.labels_and_annotations();
         let queues = self.jobs[j]
             .queues
             .as_ref()
@@ -452,10 +449,10 @@ impl Host {
             let store = &mut self.store;
             let (spec, entry) = (&store.jobs[j].spec, &mut store.pods[p]);
             let tally = &mut self.jobs[j].tally;
-            // A lean pod is not Indexed: a success counts without making its Pod.
-            match entry.is_lean() && entry.succeeded() {
-                true => tally.pod_succeeded(None),
-                false => tally.finished(spec, entry.pod_mut(), at),
+            // A lean pod's success counts without making its Pod.
+            match entry.lean_mut().filter(|lean| lean.succeeded()) {
+                Some(lean) => tally.pod_succeeded(lean.index()),
+                None => tally.finished(spec, entry.pod_mut(), at),
             }
         }
         // Any change may move the Job on: reconcile it in this turn of the loop.

@@ -179,11 +179,34 @@ pub struct LeanPod {
     created: Timestamp,
     started: Option<Timestamp>,
     end: Option<End>,
+    /// What an Indexed Job's pod has of its own.
+    indexed: Option<Box<Indexed>>,
+}
+
+/// An Indexed Job's pod's own prefix (`<job>-<index>-`), labels and annotations (its
+/// template's, with its completion index and, under `backoffLimitPerIndex`, its index's
+/// failure count).
+#[derive(Debug, Clone)]
+pub struct Indexed {
+    /// Its completion index.
+    pub index: i32,
+    /// Its `generateName`.
+    pub prefix: Arc<str>,
+    /// Its labels.
+    pub labels: Arc<StringMap>,
+    /// Its annotations.
+    pub annotations: Arc<StringMap>,
 }
 
 impl LeanPod {
-    /// A new Pending pod of `template` (named after its prefix).
-    pub fn new(template: Arc<PodTemplate>, name: String, uid: Uid, now: Timestamp) -> Self {
+    /// A new Pending pod of `template`, named after its prefix unless `indexed` says its own.
+    pub fn new(
+        template: Arc<PodTemplate>,
+        name: String,
+        uid: Uid,
+        now: Timestamp,
+        indexed: Option<Indexed>,
+    ) -> Self {
         LeanPod {
             template,
             name,
@@ -191,6 +214,20 @@ impl LeanPod {
             created: now,
             started: None,
             end: None,
+            indexed: indexed.map(Box::new),
+        }
+    }
+
+    /// Its completion index, if its Job is Indexed.
+    pub fn index(&self) -> Option<i32> {
+        self.indexed.as_ref().map(|i| i.index)
+    }
+
+    /// Its labels and annotations.
+    pub fn labels_and_annotations(&self) -> (&Arc<StringMap>, &Arc<StringMap>) {
+        match &self.indexed {
+            Some(own) => (&own.labels, &own.annotations),
+            None => (&self.template.labels, &self.template.annotations),
         }
     }
 
@@ -247,13 +284,21 @@ impl LeanPod {
 
     /// The Pod object.
     pub fn to_pod(&self) -> Pod {
+        let prefix = self
+            .indexed
+            .as_ref()
+            .map_or(&self.template.prefix, |i| &i.prefix);
         let mut pod = new_pod(
             &self.template,
-            self.template.prefix.clone(),
+            prefix.clone(),
             self.name.clone(),
             self.uid.text(),
             self.created,
         );
+        if let Some(own) = &self.indexed {
+            pod.metadata.labels = own.labels.clone();
+            pod.metadata.annotations = own.annotations.clone();
+        }
         if let Some(at) = self.started {
             started(&mut pod, at);
         }
@@ -507,7 +552,7 @@ mod tests {
             cases.push((None, Some(exit)));
         }
         for (start, end) in cases {
-            let mut lean = LeanPod::new(template.clone(), "pi-bcdfg".into(), uid, at(0));
+            let mut lean = LeanPod::new(template.clone(), "pi-bcdfg".into(), uid, at(0), None);
             let mut eager = new_pod(
                 &template,
                 template.prefix.clone(),
@@ -544,13 +589,60 @@ mod tests {
         }
     }
 
+    /// An Indexed Job's lean pod reads with its own prefix, labels and annotations.
+    #[test]
+    fn an_indexed_lean_pod_reads_with_its_own_labels_and_annotations() {
+        let template = template();
+        let mut labels = template.labels.clone();
+        Arc::make_mut(&mut labels).insert(COMPLETION_INDEX.into(), "7".into());
+        let mut annotations = template.annotations.clone();
+        Arc::make_mut(&mut annotations).insert(COMPLETION_INDEX.into(), "7".into());
+        let indexed = Indexed {
+            index: 7,
+            prefix: "pi-7-".into(),
+            labels: labels.clone(),
+            annotations: annotations.clone(),
+        };
+        let uid = Uid(1);
+        let mut lean = LeanPod::new(
+            template.clone(),
+            "pi-7-bcdfg".into(),
+            uid,
+            at(0),
+            Some(indexed),
+        );
+        assert!(lean.start(at(1)));
+        lean.finish(PodExit::Exited(0), Some(at(1)), at(2));
+        let mut eager = new_pod(
+            &template,
+            "pi-7-".into(),
+            "pi-7-bcdfg".into(),
+            uid.text(),
+            at(0),
+        );
+        eager.metadata.labels = labels;
+        eager.metadata.annotations = annotations;
+        started(&mut eager, at(1));
+        finished(&mut eager, &PodExit::Exited(0), Some(at(1)), at(2));
+        assert_eq!(lean.to_pod(), eager);
+        assert_eq!(lean.index(), Some(7));
+        assert_eq!(completion_index(&eager), Some(7));
+        assert_eq!(
+            lean.labels_and_annotations()
+                .1
+                .get(COMPLETION_INDEX)
+                .unwrap(),
+            "7"
+        );
+    }
+
     /// An entry's lean pod is made into a Pod when read, and what happens to it then
     /// changes that Pod; printing it by name, uid or `with_pod` leaves it lean.
     #[test]
     fn a_lean_pod_read_once_is_changed_as_a_pod_from_then_on() {
         let template = template();
         let uid = Uid::draw(&mut rand::make_rng());
-        let lean = LeanPod::new(template.clone(), "pi-bcdfg".into(), uid, at(0));
+        let lean = LeanPod::new(template.clone(), "pi-bcdfg".into(), uid, at(0), None);
         let mut entry = PodEntry::lean(lean, 0);
         assert_eq!(entry.name(), "pi-bcdfg");
         assert_eq!(entry.namespace(), Some("batch"));

@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 
 use jiff::Timestamp;
 
-use crate::api::types::{Job, Pod};
+use crate::api::types::{Job, Pod, StringMap};
 use crate::host::pods::LeanPod;
 use crate::logs::PodLog;
 
@@ -142,6 +142,17 @@ impl PodEntry {
             _ => {
                 let pod = self.pod();
                 (pod.metadata.creation_timestamp, pod.status.start_time)
+            }
+        }
+    }
+
+    /// The pod's labels and annotations.
+    pub fn labels_and_annotations(&self) -> (&Arc<StringMap>, &Arc<StringMap>) {
+        match (self.pod.get(), &self.lean) {
+            (None, Some(lean)) => lean.labels_and_annotations(),
+            _ => {
+                let meta = &self.pod().metadata;
+                (&meta.labels, &meta.annotations)
             }
         }
     }
