@@ -751,7 +751,16 @@ pub struct Shared {
     active: AtomicUsize,
     /// The runtime's worker threads (as many as cores, unless configured otherwise).
     threads: usize,
+    /// Whether a pod's turn holds the host: a pod waiting for it reads this, in a cache line
+    /// of its own, rather than try the lock over and over (a failed `try_lock` takes the
+    /// lock's line from the turn, which then waits to get it back to unlock).
+    busy: Padded<std::sync::atomic::AtomicBool>,
 }
+
+/// A value in a cache line of its own.
+#[repr(align(64))]
+#[derive(Default)]
+struct Padded<T>(T);
 
 impl Shared {
     /// Wakes the host's loop (to apply queued updates).
@@ -781,6 +790,10 @@ impl Shared {
                 Err(std::sync::TryLockError::WouldBlock) if spin && spins < SPINS => {
                     spins += 1;
                     std::hint::spin_loop();
+                    while self.busy.0.load(Ordering::Relaxed) && spins < SPINS {
+                        spins += 1;
+                        std::hint::spin_loop();
+                    }
                 }
                 Err(std::sync::TryLockError::WouldBlock) => return Err(update),
                 Err(std::sync::TryLockError::Poisoned(_)) => {
@@ -793,6 +806,7 @@ impl Shared {
         let Some(host) = guard.as_mut() else {
             return Err(update);
         };
+        self.busy.0.store(true, Ordering::Relaxed);
         // Should the turn panic, the loop must hear of it.
         let on_panic = WakeOnPanic(&self.wake);
         // Updates queued before this one (of this pod or another) go first, so that the
@@ -809,6 +823,7 @@ impl Shared {
             || !host.changes.is_empty()
             || host.shutting_down
             || host.has_queued();
+        self.busy.0.store(false, Ordering::Relaxed);
         drop(guard);
         if wake {
             self.wake.notify_one();
@@ -842,6 +857,7 @@ impl<'a> Running<'a> {
             wake: host.wake.clone(),
             active: AtomicUsize::new(0),
             threads: tokio::runtime::Handle::try_current().map_or(1, |h| h.metrics().num_workers()),
+            busy: Padded::default(),
         });
         host.shared = Arc::downgrade(&shared);
         *lock(&shared) = Some(Box::new(host));
