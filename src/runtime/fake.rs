@@ -55,7 +55,7 @@ impl PreparedPod for Script {
 }
 
 impl Sandbox for Script {
-    fn run(&self, log: Arc<PodLog>) -> BoxFuture<PodExit> {
+    fn run(&self, log: Arc<PodLog>) -> BoxFuture<'_, PodExit> {
         let args = self.args.clone();
         let run = self.runs.fetch_add(1, Ordering::SeqCst);
         Box::pin(async move {

@@ -14,8 +14,8 @@ use crate::logs::PodLog;
 pub mod fake;
 pub mod wasm;
 
-/// A boxed, sendable future.
-pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+/// A boxed, sendable future that may borrow for `'a`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// How one container run ended. A guest failing is data, not an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,5 +123,5 @@ pub trait Sandbox: Send + Sync {
     /// starts (its instance is ready and its entry point about to run: `PodLog::mark_started`
     /// with tokio's `Instant::now()`), not at all if it never does (e.g. it cannot be
     /// instantiated, or waits for an instance slot). Dropping the future stops it.
-    fn run(&self, log: Arc<PodLog>) -> BoxFuture<PodExit>;
+    fn run(&self, log: Arc<PodLog>) -> BoxFuture<'_, PodExit>;
 }

@@ -498,7 +498,7 @@ struct WasmSandbox {
 }
 
 impl Sandbox for WasmSandbox {
-    fn run(&self, log: Arc<PodLog>) -> BoxFuture<PodExit> {
+    fn run(&self, log: Arc<PodLog>) -> BoxFuture<'_, PodExit> {
         // Counted first: every run the kubelet reports, even one that cannot start, has a
         // number, and the host settles queue leases by it. Only pods with queues count (a
         // shared sandbox's counter would be a write both cores make per pod).
@@ -537,7 +537,8 @@ impl Sandbox for WasmSandbox {
             }),
         };
         let store = new_store(&common.engine, state);
-        let common = common.clone();
+        // The run borrows the sandbox (its caller holds it throughout): no reference count
+        // per pod on the one a Job's pods share.
         Box::pin(async move {
             // An instance slot of the pool, held until the store that used it is gone.
             let Some(slot) = common.slots.hold().await else {
