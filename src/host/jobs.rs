@@ -520,6 +520,12 @@ mod tests {
     use crate::clock::TokioClock;
     use crate::runtime::fake::FakeRuntime;
 
+    /// A host on the fake runtime, with nothing submitted.
+    fn fake_host() -> Host {
+        let clock = Arc::new(TokioClock::new());
+        Host::new(Arc::new(FakeRuntime), clock, HostConfig::default())
+    }
+
     fn suffix<'a>(name: &'a str, prefix: &str) -> &'a str {
         name.strip_prefix(prefix).unwrap()
     }
@@ -551,32 +557,20 @@ mod tests {
     /// prefixes keep their own sequences.
     #[tokio::test]
     async fn drawn_names_skip_the_names_already_in_use() {
-        let mut host = Host::new(
-            Arc::new(FakeRuntime),
-            Arc::new(TokioClock::new()),
-            HostConfig::default(),
-        );
+        let mut host = fake_host();
         let prefix: Arc<str> = "job-".into();
         // Where a fresh sequence of the same seed would start.
         host.rng = SmallRng::seed_from_u64(9);
         let first = host.generate_name(&prefix);
         let second = host.generate_name(&prefix);
-        let mut host = Host::new(
-            Arc::new(FakeRuntime),
-            Arc::new(TokioClock::new()),
-            HostConfig::default(),
-        );
+        let mut host = fake_host();
         host.rng = SmallRng::seed_from_u64(9);
         host.names.insert(name_key(&first));
         assert_eq!(host.generate_name(&prefix), second);
         let other = host.generate_name(&"other-".into());
         assert!(other.starts_with("other-") && other.len() == 11, "{other}");
         // Each prefix has its own sequence: drawing under another did not move this one.
-        let mut alone = Host::new(
-            Arc::new(FakeRuntime),
-            Arc::new(TokioClock::new()),
-            HostConfig::default(),
-        );
+        let mut alone = fake_host();
         alone.rng = SmallRng::seed_from_u64(9);
         let expected: Vec<String> = (0..3).map(|_| alone.generate_name(&prefix)).collect();
         assert_eq!(host.generate_name(&prefix), expected[2]);
@@ -597,11 +591,7 @@ mod tests {
         let (jobs, errs) =
             crate::api::manifest::parse_documents(&text, "t.yaml", std::path::Path::new("."));
         assert!(errs.is_empty(), "{errs:?}");
-        let mut host = Host::new(
-            Arc::new(FakeRuntime),
-            Arc::new(TokioClock::new()),
-            HostConfig::default(),
-        );
+        let mut host = fake_host();
         let subs = host.prepare(jobs).map_err(|r| format!("{r:?}")).unwrap();
         host.submit(subs);
         // The first turn creates a pod of each Job: a task that ran one of Job b is handed
