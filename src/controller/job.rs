@@ -170,7 +170,8 @@ pub struct Plan {
     pub create: u32,
     /// Their completion indexes (Indexed Jobs: as many as `create`, lowest first).
     pub indexes: Vec<i32>,
-    /// The Job's new status.
+    /// The Job's new status (from [`reconcile`]; [`reconcile_status`] changes the Job's own
+    /// and leaves this empty).
     pub status: JobStatus,
     /// Events to record.
     pub notes: Vec<Note>,

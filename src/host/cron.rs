@@ -259,7 +259,7 @@ impl Host {
     }
 
     /// One pass of the CronJob controller for CronJob `c`, applied, as of the turn's clock
-    /// reading `instant`.
+    /// reading `now`.
     pub(super) fn sync_cron(&mut self, c: usize, now: Reading) {
         if self.crons[c].deleted {
             return;

@@ -32,7 +32,8 @@ type GroupKey = (&'static str, usize, &'static str, &'static str);
 #[derive(Default)]
 pub(super) struct Group {
     /// Hashes of the distinct messages seen within the interval (at most one fewer than the
-    /// maximum once combining began).
+    /// maximum once combining began; a fresh message combined then is not kept: see
+    /// [`Message::Fresh`]).
     recent: Recent,
     /// When the last of them was seen.
     last: Option<Timestamp>,

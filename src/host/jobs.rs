@@ -276,7 +276,8 @@ impl Host {
             queues: queues.as_ref(),
         };
         // A pod of the shared sandbox gets none of its own: its task has its Job's.
-        let sandbox = match prepared.shares_sandbox(&identity) {
+        let shared = self.jobs[j].run.shared.is_some();
+        let sandbox = match shared && prepared.shares_sandbox(&identity) {
             true => Ok(None),
             false => prepared.sandbox(&identity).map(Some),
         };

@@ -166,11 +166,13 @@ struct End {
 }
 
 /// A pod of a Job as the host keeps it while only the usual happened to it: created, its
-/// one run started, finished. A few dozen bytes where a Pod object is several hundred, and
-/// no Pod built per pod: a wide Job's pods are made into Pod objects only when something
-/// reads them (output, the state database), by the same functions that would have built
-/// them at once ([`new_pod`], [`started`], [`finished`]), so the two agree by construction.
-/// Anything else (a restart, a deletion, the host's loss) makes the Pod first.
+/// one run started, finished. Under 200 bytes where a Pod object is about 600, and no Pod
+/// built per pod: a wide Job's pods are made into Pod objects only when something reads
+/// them (output, the state database's commits), by the same functions that would have
+/// built them at once ([`new_pod`], [`started`], [`finished`]), so the two agree by
+/// construction. Anything else makes the Pod first: a restart, a deletion, the host's
+/// loss, a failure (which the tally judges by its Pod), queue leases, an event about the
+/// pod.
 #[derive(Debug, Clone)]
 pub struct LeanPod {
     template: Arc<PodTemplate>,

@@ -813,3 +813,34 @@ async fn combined_events_are_saved_as_they_grow() {
     let created = created_events(saved.into_iter().map(|e| (e.reason, e.message, e.count)));
     assert_combined(&created, &pods);
 }
+
+/// A Job's pods that only ran and succeeded stay lean records to the end: the tally counted
+/// them without making their Pod objects, which are made when read. A failed pod is made
+/// into its Pod when it ends (the tally judges failures by the Pod).
+#[tokio::test(start_paused = true)]
+async fn succeeded_pods_stay_lean_and_failed_ones_are_made_into_pods() {
+    let store = run(&job(
+        "  completions: 20\n  parallelism: 2",
+        "Never",
+        &["exit", "0"],
+    ))
+    .await;
+    assert_eq!(store.jobs[0].status.succeeded, 20);
+    assert_eq!(store.pods.len(), 20);
+    assert!(store.pods.iter().all(|p| p.is_lean() && p.succeeded()));
+    assert!(
+        store
+            .pods
+            .iter()
+            .all(|p| p.pod().status.phase == "Succeeded")
+    );
+    let store = run(&job("  backoffLimit: 1", "Never", &["exit", "3"])).await;
+    assert_eq!(store.jobs[0].status.failed, 2);
+    assert_eq!(store.pods.len(), 2);
+    assert!(store.pods.iter().all(|p| !p.is_lean() && !p.succeeded()));
+    let exit = |p: &wasmjob::store::PodEntry| {
+        let state = &p.pod().status.container_statuses[0].state;
+        state.terminated.as_ref().map(|t| t.exit_code)
+    };
+    assert!(store.pods.iter().all(|p| exit(p) == Some(3)));
+}
