@@ -101,6 +101,12 @@ impl PodEntry {
         self.lean.as_mut()
     }
 
+    /// The lean record, while no Pod object has been made of it (after that the Pod is
+    /// what is read and changed).
+    fn unmade(&self) -> Option<&LeanPod> {
+        self.lean.as_ref().filter(|_| self.pod.get().is_none())
+    }
+
     /// Whether the pod is lean: no Pod object has been made of it.
     pub fn is_lean(&self) -> bool {
         self.pod.get().is_none()
@@ -108,25 +114,25 @@ impl PodEntry {
 
     /// Whether the pod finished and succeeded.
     pub fn succeeded(&self) -> bool {
-        match (self.pod.get(), &self.lean) {
-            (None, Some(lean)) => lean.succeeded(),
-            _ => self.pod().status.phase == "Succeeded",
+        match self.unmade() {
+            Some(lean) => lean.succeeded(),
+            None => self.pod().status.phase == "Succeeded",
         }
     }
 
     /// `f` of the Pod object: a lean pod's is made for the call only, and not kept.
     pub fn with_pod<T>(&self, f: impl FnOnce(&Pod) -> T) -> T {
-        match (self.pod.get(), &self.lean) {
-            (None, Some(lean)) => f(&lean.to_pod()),
-            _ => f(self.pod()),
+        match self.unmade() {
+            Some(lean) => f(&lean.to_pod()),
+            None => f(self.pod()),
         }
     }
 
     /// The pod's namespace, if set.
     pub fn namespace(&self) -> Option<&str> {
-        match (self.pod.get(), &self.lean) {
-            (None, Some(lean)) => lean.namespace(),
-            _ => self.pod().metadata.namespace.as_deref(),
+        match self.unmade() {
+            Some(lean) => lean.namespace(),
+            None => self.pod().metadata.namespace.as_deref(),
         }
     }
 
@@ -137,9 +143,9 @@ impl PodEntry {
 
     /// When the pod was created and when it started (its `startTime`), if it did.
     pub fn created_and_started(&self) -> (Option<Timestamp>, Option<Timestamp>) {
-        match (self.pod.get(), &self.lean) {
-            (None, Some(lean)) => (Some(lean.created()), lean.start_time()),
-            _ => {
+        match self.unmade() {
+            Some(lean) => (Some(lean.created()), lean.start_time()),
+            None => {
                 let pod = self.pod();
                 (pod.metadata.creation_timestamp, pod.status.start_time)
             }
@@ -148,9 +154,9 @@ impl PodEntry {
 
     /// The pod's labels and annotations.
     pub fn labels_and_annotations(&self) -> (&Arc<StringMap>, &Arc<StringMap>) {
-        match (self.pod.get(), &self.lean) {
-            (None, Some(lean)) => lean.labels_and_annotations(),
-            _ => {
+        match self.unmade() {
+            Some(lean) => lean.labels_and_annotations(),
+            None => {
                 let meta = &self.pod().metadata;
                 (&meta.labels, &meta.annotations)
             }
@@ -159,25 +165,25 @@ impl PodEntry {
 
     /// The pod's name.
     pub fn name(&self) -> &str {
-        match (self.pod.get(), &self.lean) {
-            (None, Some(lean)) => lean.name(),
-            _ => self.pod().metadata.name.as_deref().unwrap_or_default(),
+        match self.unmade() {
+            Some(lean) => lean.name(),
+            None => self.pod().metadata.name.as_deref().unwrap_or_default(),
         }
     }
 
     /// Whether the pod's uid is `uid`.
     pub fn has_uid(&self, uid: &str) -> bool {
-        match (self.pod.get(), &self.lean) {
-            (None, Some(lean)) => lean.uid().with_text(|own| own == uid),
-            _ => self.pod().metadata.uid.as_deref() == Some(uid),
+        match self.unmade() {
+            Some(lean) => lean.uid().with_text(|own| own == uid),
+            None => self.pod().metadata.uid.as_deref() == Some(uid),
         }
     }
 
     /// `kubectl get pods`' STATUS column.
     pub fn status_column(&self) -> String {
-        match (self.pod.get(), &self.lean) {
-            (None, Some(lean)) => lean.status_column(),
-            _ => crate::host::pod_status_column(self.pod()),
+        match self.unmade() {
+            Some(lean) => lean.status_column(),
+            None => crate::host::pod_status_column(self.pod()),
         }
     }
 }
