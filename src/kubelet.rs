@@ -1,11 +1,11 @@
 //! The kubelet's part: runs one pod's container, restarts it in place under restartPolicy
 //! OnFailure with CrashLoopBackOff-style delays, and reports each change to the host.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use jiff::Timestamp;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
 use crate::clock::Clock;
@@ -87,11 +87,46 @@ pub struct RunTemplate {
 pub struct Successor {
     /// How to run it.
     pub run: PodRun,
-    /// Fires when the host terminates it.
-    pub kill: oneshot::Receiver<String>,
     /// How its Job's pods run, unless it is of the Job whose pod the task just ran (the
     /// task keeps that one: no reference count per pod, which both cores would touch).
     pub template: Option<Arc<RunTemplate>>,
+}
+
+/// How the host stops the pod a task runs: one switch per task, which its pods use in
+/// turn (a channel per pod was an allocation per pod). An order names its pod, so that one
+/// given as a pod ended is no order to the task's next pod.
+#[derive(Default)]
+pub struct KillSwitch {
+    /// The last order: which pod to stop, and why.
+    order: Mutex<Option<(usize, String)>>,
+    notify: Notify,
+}
+
+impl KillSwitch {
+    /// Orders pod `pod` stopped, for `reason`.
+    pub fn kill(&self, pod: usize, reason: String) {
+        *self.order.lock().unwrap_or_else(PoisonError::into_inner) = Some((pod, reason));
+        self.notify.notify_waiters();
+    }
+
+    /// Completes, with the reason, once pod `pod` is ordered stopped.
+    pub async fn killed(&self, pod: usize) -> String {
+        loop {
+            // Registered before the order is read: an order given after the read wakes it.
+            let mut notified = std::pin::pin!(self.notify.notified());
+            notified.as_mut().enable();
+            if let Some(reason) = self.take(pod) {
+                return reason;
+            }
+            notified.await;
+        }
+    }
+
+    /// The order to stop pod `pod`, if given.
+    fn take(&self, pod: usize) -> Option<String> {
+        let mut order = self.order.lock().unwrap_or_else(PoisonError::into_inner);
+        order.take_if(|(p, _)| *p == pod).map(|(_, reason)| reason)
+    }
 }
 
 /// How a pod's updates reach the host: straight into it when no one else holds it (the
@@ -155,10 +190,15 @@ impl Reporter {
         Reporter { updates, shared }
     }
 
-    /// Reports `update`; with `keep`, a pod the host creates in the turn it causes comes back
-    /// to be run by the caller. `now`, if given, is the clock's reading for that turn (the
-    /// update's own time, read a moment before).
-    fn report(&self, update: PodUpdate, keep: bool, now: Option<Reading>) -> Option<Successor> {
+    /// Reports `update`; with `keep` (the caller's kill switch), a pod the host creates in
+    /// the turn it causes comes back to be run by the caller. `now`, if given, is the clock's
+    /// reading for that turn (the update's own time, read a moment before).
+    fn report(
+        &self,
+        update: PodUpdate,
+        keep: Option<&Arc<KillSwitch>>,
+        now: Option<Reading>,
+    ) -> Option<Successor> {
         let update = match &self.shared {
             Some(shared) => match shared.report(update, keep, now) {
                 Ok(successor) => return successor,
@@ -174,24 +214,24 @@ impl Reporter {
     }
 }
 
-/// Runs the pod until it finishes or `kill` fires (with the reason to report), then the
-/// pods the host hands this task as they finish.
+/// Runs the pod until it finishes or the host stops it through `kill` (with the reason to
+/// report), then the pods the host hands this task as they finish.
 pub async fn run_pod(
     run: PodRun,
     template: Arc<RunTemplate>,
     clock: Arc<dyn Clock>,
     reporter: Reporter,
-    kill: oneshot::Receiver<String>,
+    kill: Arc<KillSwitch>,
 ) {
     // The pods handed to this task report through the same reporter, and log to the same
     // allocation while the host lets go of their logs (see `PodLog::renew`).
     let reporter = Arc::new(reporter);
-    let (mut run, mut template, mut kill, mut spare) = (run, template, kill, None);
+    let (mut run, mut template, mut spare) = (run, template, None);
     loop {
         let next;
-        (next, spare) = run_one(run, &template, &clock, &reporter, kill, spare).await;
+        (next, spare) = run_one(run, &template, &clock, &reporter, &kill, spare).await;
         let Some(next) = next else { break };
-        (run, kill) = (next.run, next.kill);
+        run = next.run;
         if let Some(other) = next.template {
             template = other;
         }
@@ -207,7 +247,7 @@ async fn run_one(
     template: &RunTemplate,
     clock: &Arc<dyn Clock>,
     reporter: &Arc<Reporter>,
-    mut kill: oneshot::Receiver<String>,
+    kill: &Arc<KillSwitch>,
     mut spare: Option<Arc<PodLog>>,
 ) -> (Option<Successor>, Option<Arc<PodLog>>) {
     let pod = run.pod;
@@ -230,7 +270,7 @@ async fn run_one(
                 *reported = true;
                 let at = clock.at(started);
                 let log = log.clone();
-                reporter.report(PodUpdate::Started { pod, at, log }, false, None);
+                reporter.report(PodUpdate::Started { pod, at, log }, None, None);
             }
         };
         // `ended`: the log as the run ended (its start and blankness, read under one lock).
@@ -245,7 +285,7 @@ async fn run_one(
                 log: (!reported).then(|| log.clone()),
                 blank: ended.blank,
             };
-            reporter.report(update, true, Some(now))
+            reporter.report(update, Some(kill), Some(now))
         };
         // The host hands a pod no sandbox only if its template has a shared one.
         let Some(sandbox) = run.sandbox.as_ref().or(template.shared.as_ref()) else {
@@ -271,11 +311,10 @@ async fn run_one(
                         }
                         poll
                     }) => exit,
-                    reason = &mut kill => {
+                    reason = kill.killed(pod) => {
                         // The guest's store and instance slot go before the host hears of it.
                         let _ = guarded(&log, move || drop(sandbox));
                         let ended = log.finish();
-                        let reason = reason.unwrap_or_else(|_| "Terminated".into());
                         let exit = PodExit::Terminated(reason);
                         let next = finish(exit, Instant::now(), reported, ended);
                         return (next, Some(log));
@@ -304,13 +343,12 @@ async fn run_one(
                 started: t0,
                 at,
             },
-            false,
+            None,
             None,
         );
         tokio::select! {
             () = tokio::time::sleep(template.backoff.delay(restarts)) => {}
-            reason = &mut kill => {
-                let reason = reason.unwrap_or_else(|_| "Terminated".into());
+            reason = kill.killed(pod) => {
                 // Stopped in back-off: the last run is the one that ended above (its start
                 // noted since, if it never started).
                 let ended = Ended { started: log.started(), ..ended };
@@ -334,4 +372,33 @@ fn guarded<T>(log: &PodLog, f: impl FnOnce() -> T) -> Result<T, PodExit> {
         log.note(&msg);
         PodExit::CannotRun(msg)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A task's switch stops the pod an order names, whether the order comes before the
+    /// pod waits or while it does, and not the task's next pod.
+    #[tokio::test(start_paused = true)]
+    async fn a_kill_switch_stops_the_pod_it_names_only() {
+        let kill = Arc::new(KillSwitch::default());
+        kill.kill(3, "Deleted".into());
+        assert_eq!(kill.killed(3).await, "Deleted");
+        // Taken: the same pod waits on.
+        let again = tokio::time::timeout(Duration::from_secs(1), kill.killed(3));
+        assert!(again.await.is_err());
+        // An order for pod 3, given as it ended, is none for pod 4.
+        kill.kill(3, "Deleted".into());
+        let waiting = tokio::spawn({
+            let kill = kill.clone();
+            async move { kill.killed(4).await }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!waiting.is_finished());
+        kill.kill(4, "Terminated".into());
+        assert_eq!(waiting.await.unwrap(), "Terminated");
+    }
 }

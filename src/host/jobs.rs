@@ -170,8 +170,8 @@ impl Host {
         if let Some(kill) = self.pods[p].kill.take() {
             tracing::debug!(pod = p, reason, "terminating");
             self.update_active(p, |a| a.terminating = true);
-            // A pod that already finished dropped its receiver; nothing to stop then.
-            let _ = kill.send(reason.to_string());
+            // A pod that already finished ignores it (its task may run another pod by then).
+            kill.kill(p, reason.to_string());
         }
     }
 
@@ -294,9 +294,9 @@ impl Host {
         };
         state.counts.add(&a);
         state.active.push(a);
-        let (kill_tx, kill_rx) = oneshot::channel();
+        // The kill switch comes with the task that runs it (see `start_pods`).
         self.pods.push(PodState {
-            kill: Some(kill_tx),
+            kill: None,
             slot,
             dirty: false,
             unsaved_run: 0,
@@ -312,21 +312,20 @@ impl Host {
             name: run_name,
             sandbox,
         });
-        self.starts.push(Start {
-            pod: p,
-            run,
-            kill: kill_rx,
-        });
+        self.starts.push(Start { pod: p, run });
     }
 
     /// Starts the pods created this turn; they are in the store by now. With `keep` (the
-    /// Job of the pod the caller ran) the first that can run is returned instead, for the
-    /// caller (a pod's task) to run.
-    pub(super) fn start_pods(&mut self, mut keep: Option<usize>) -> Option<Successor> {
+    /// Job of the pod the caller ran, and the caller's kill switch) the first that can run is
+    /// returned instead, for the caller (a pod's task) to run.
+    pub(super) fn start_pods(
+        &mut self,
+        mut keep: Option<(usize, &Arc<KillSwitch>)>,
+    ) -> Option<Successor> {
         let mut kept = None;
         // The list keeps its capacity from turn to turn.
         let mut starts = std::mem::take(&mut self.starts);
-        for Start { pod, run, kill } in starts.drain(..) {
+        for Start { pod, run } in starts.drain(..) {
             if self.store_error.is_some() {
                 // Nothing durable knows of this pod: it never ran.
                 self.updates_tx.send(PodUpdate::Finished {
@@ -340,22 +339,23 @@ impl Host {
                 continue;
             }
             match run {
-                Ok(run) if keep.is_some() => {
-                    let j = self.store.pods[pod].job;
-                    // The caller's task already holds its Job's template.
-                    let template = (keep.take() != Some(j)).then(|| self.jobs[j].run.clone());
-                    kept = Some(Successor {
-                        run,
-                        kill,
-                        template,
-                    });
-                }
-                Ok(run) => {
-                    let template = self.jobs[self.store.pods[pod].job].run.clone();
-                    let reporter = Reporter::new(self.updates_tx.clone(), self.shared.upgrade());
-                    let clock = self.clock.clone();
-                    tokio::spawn(run_pod(run, template, clock, reporter, kill));
-                }
+                Ok(run) => match keep.take() {
+                    Some((kept_job, kill)) => {
+                        let j = self.store.pods[pod].job;
+                        self.pods[pod].kill = Some(kill.clone());
+                        // The caller's task already holds its Job's template.
+                        let template = (kept_job != j).then(|| self.jobs[j].run.clone());
+                        kept = Some(Successor { run, template });
+                    }
+                    None => {
+                        let template = self.jobs[self.store.pods[pod].job].run.clone();
+                        let reporter =
+                            Reporter::new(self.updates_tx.clone(), self.shared.upgrade());
+                        let (clock, kill) = (self.clock.clone(), Arc::new(KillSwitch::default()));
+                        self.pods[pod].kill = Some(kill.clone());
+                        tokio::spawn(run_pod(run, template, clock, reporter, kill));
+                    }
+                },
                 Err(msg) => {
                     // Reported like a container that could not start: the pod fails at once.
                     self.updates_tx.send(PodUpdate::Finished {
@@ -578,7 +578,8 @@ mod tests {
     }
 
     /// A pod handed to the task that ran a pod of the same Job comes without that Job's run
-    /// settings (the task holds them); a pod of another Job brings its own.
+    /// settings (the task holds them); a pod of another Job brings its own. Either way the
+    /// host stops it through the task's kill switch.
     #[tokio::test]
     async fn a_successor_of_another_job_brings_its_run_template() {
         let manifest = |name: &str| {
@@ -597,7 +598,8 @@ mod tests {
         host.submit(subs);
         // The first turn creates a pod of each Job: a task that ran one of Job b is handed
         // the first, of Job a (the other is spawned; this runtime never polls it).
-        let (_, first) = host.turn(Some(1), None);
+        let kill = Arc::new(KillSwitch::default());
+        let (_, first) = host.turn(Some((1, &kill)), None);
         let first = first.expect("a pod for the caller");
         assert_eq!(host.store.pods[first.run.pod].job, 0);
         let template = first.template.expect("Job a's settings");
@@ -611,9 +613,12 @@ mod tests {
             log: None,
             blank: false,
         });
-        let (_, second) = host.turn(Some(0), None);
+        let (_, second) = host.turn(Some((0, &kill)), None);
         let second = second.expect("a pod for the caller");
         assert_eq!(host.store.pods[second.run.pod].job, 0);
         assert!(second.template.is_none());
+        host.kill(second.run.pod, pods::REASON_DELETED);
+        let reason = tokio::time::timeout(Duration::from_secs(5), kill.killed(second.run.pod));
+        assert_eq!(reason.await.as_deref(), Ok(pods::REASON_DELETED));
     }
 }

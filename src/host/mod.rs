@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use rand::RngExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::api::defaults::admit_job;
@@ -25,7 +25,9 @@ use crate::clock::Clock;
 use crate::controller::backoff::BackoffPolicy;
 use crate::controller::job::{ActiveCounts, ActivePod, Observed, Plan, reconcile_status};
 use crate::controller::tally::Tally;
-use crate::kubelet::{PodRun, PodUpdate, Reporter, RunTemplate, Successor, UpdateSender, run_pod};
+use crate::kubelet::{
+    KillSwitch, PodRun, PodUpdate, Reporter, RunTemplate, Successor, UpdateSender, run_pod,
+};
 use crate::logs::{DEFAULT_LOG_LIMIT, LogStream};
 use crate::queue::{self, Broker, QueueGrant, QueueRequest};
 use crate::runtime::{PodExit, PodIdentity, PodRuntime, PreparedPod};
@@ -188,7 +190,8 @@ struct JobState {
 
 /// Per-pod bookkeeping beside the Pod object.
 struct PodState {
-    kill: Option<oneshot::Sender<String>>,
+    /// The kill switch of the task that runs the pod, while it runs and was not stopped.
+    kill: Option<Arc<KillSwitch>>,
     /// Where the pod is in its Job's `active` list while it has not finished.
     slot: usize,
     dirty: bool,
@@ -200,7 +203,6 @@ struct PodState {
 struct Start {
     pod: usize,
     run: Result<PodRun, String>,
-    kill: oneshot::Receiver<String>,
 }
 
 /// Runs Jobs to completion.
@@ -624,10 +626,14 @@ impl Host {
 
     /// One turn of the host: reconciles what is due, commits (with a state database: what
     /// pods it creates, at once, and the rest within [`COMMIT_DELAY`]) and starts the pods
-    /// it created; with `keep` (the Job of the pod the caller ran), the first of them is
-    /// returned to be run by the caller. `now` is the clock's reading, if the caller has
+    /// it created; with `keep` (the Job of the pod the caller ran, and the caller's kill
+    /// switch), the first of them is returned to be run by the caller. `now` is the clock's reading, if the caller has
     /// just read it.
-    fn turn(&mut self, keep: Option<usize>, now: Option<Reading>) -> (TurnEnd, Option<Successor>) {
+    fn turn(
+        &mut self,
+        keep: Option<(usize, &Arc<KillSwitch>)>,
+        now: Option<Reading>,
+    ) -> (TurnEnd, Option<Successor>) {
         // A reading taken before the caller waited for the host may be older than the last
         // turn's: time never goes back from turn to turn.
         let now = match now {
@@ -716,6 +722,17 @@ impl Host {
     }
 }
 
+impl Drop for Host {
+    /// Pods still running stop with their host: no one would hear of them again.
+    fn drop(&mut self) {
+        for (p, state) in self.pods.iter_mut().enumerate() {
+            if let Some(kill) = state.kill.take() {
+                kill.kill(p, pods::REASON_SHUTDOWN.into());
+            }
+        }
+    }
+}
+
 /// A reading of the clock, as tokio's instant and as the time it stands for.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Reading {
@@ -769,13 +786,13 @@ impl Shared {
     }
 
     /// Applies `update` and runs the turn it causes, unless someone else holds the host (or
-    /// its run is over): then `update` comes back. With `keep`, a pod the turn creates is
-    /// returned for the caller to run. `now` is the clock's reading for the turn, if the
+    /// its run is over): then `update` comes back. With `keep` (the caller's kill switch), a
+    /// pod the turn creates is returned for the caller to run. `now` is the clock's reading for the turn, if the
     /// caller has just read it (for the update's own time).
     pub(crate) fn report(
         &self,
         update: PodUpdate,
-        keep: bool,
+        keep: Option<&Arc<KillSwitch>>,
         now: Option<Reading>,
     ) -> Result<Option<Successor>, PodUpdate> {
         // While no more pods run than there are threads, a pod that finds the host busy
@@ -813,7 +830,7 @@ impl Shared {
         // host sees every update in the order it was reported.
         // Queued updates may be later than the caller's reading: the turn then reads anew.
         let queued = host.apply_queued();
-        let keep = keep.then(|| host.store.pods[update.pod()].job);
+        let keep = keep.map(|kill| (host.store.pods[update.pod()].job, kill));
         host.apply(update);
         let (end, successor) = host.turn(keep, now.filter(|_| !queued));
         std::mem::forget(on_panic);

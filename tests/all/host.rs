@@ -307,6 +307,28 @@ async fn pods_of_a_dropped_run_wake_the_next_run() {
     assert_eq!((status.succeeded, status.active), (2, 0));
 }
 
+/// Pods still running when their host is dropped stop with it: nothing would hear of them.
+#[tokio::test(start_paused = true)]
+async fn pods_stop_with_their_dropped_host() {
+    let mut host = submitted(&job(
+        "  completions: 2\n  parallelism: 2",
+        "Never",
+        &["sleep", "3600000"],
+    ));
+    let run = host.run(std::future::pending(), |_| {});
+    assert!(
+        tokio::time::timeout(Duration::from_millis(10), run)
+            .await
+            .is_err(),
+        "the pods sleep an hour"
+    );
+    let metrics = tokio::runtime::Handle::current().metrics();
+    assert_eq!(metrics.num_alive_tasks(), 2, "a task per pod");
+    drop(host);
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    assert_eq!(metrics.num_alive_tasks(), 0, "the pods' tasks ended");
+}
+
 #[tokio::test(start_paused = true)]
 async fn shutdown_terminates_running_pods() {
     let mut host = submitted(&job(
