@@ -834,7 +834,11 @@ impl Shared {
         host.apply(update);
         let (end, successor) = host.turn(keep, now.filter(|_| !queued));
         std::mem::forget(on_panic);
-        self.active.store(end.active, Ordering::Relaxed);
+        // Stored only if changed: the line is read by every pod's report, and a store would
+        // take it from the other core's cache.
+        if self.active.load(Ordering::Relaxed) != end.active {
+            self.active.store(end.active, Ordering::Relaxed);
+        }
         let wake = end.done
             || end.next != host.loop_next
             || !host.changes.is_empty()
