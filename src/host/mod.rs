@@ -627,8 +627,8 @@ impl Host {
     /// One turn of the host: reconciles what is due, commits (with a state database: what
     /// pods it creates, at once, and the rest within [`COMMIT_DELAY`]) and starts the pods
     /// it created; with `keep` (the Job of the pod the caller ran, and the caller's kill
-    /// switch), the first of them is returned to be run by the caller. `now` is the clock's reading, if the caller has
-    /// just read it.
+    /// switch), the first of them is returned to be run by the caller. `now` is the clock's
+    /// reading, if the caller has just read it.
     fn turn(
         &mut self,
         keep: Option<(usize, &Arc<KillSwitch>)>,
@@ -787,8 +787,8 @@ impl Shared {
 
     /// Applies `update` and runs the turn it causes, unless someone else holds the host (or
     /// its run is over): then `update` comes back. With `keep` (the caller's kill switch), a
-    /// pod the turn creates is returned for the caller to run. `now` is the clock's reading for the turn, if the
-    /// caller has just read it (for the update's own time).
+    /// pod the turn creates is returned for the caller to run. `now` is the clock's reading
+    /// for the turn, if the caller has just read it (for the update's own time).
     pub(crate) fn report(
         &self,
         update: PodUpdate,
