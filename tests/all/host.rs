@@ -282,22 +282,29 @@ async fn quiet_runs_share_one_blank_log() {
     assert_eq!(store.pods[1].logs[0].contents(), b"hi\n");
 }
 
+/// A host of a Job whose two pods sleep `ms` milliseconds (more than 10), after a run of
+/// 10 ms that was then dropped: the pods still run.
+async fn two_pods_of_a_dropped_run(ms: &str) -> Host {
+    let mut host = submitted(&job(
+        "  completions: 2\n  parallelism: 2",
+        "Never",
+        &["sleep", ms],
+    ));
+    let run = host.run(std::future::pending(), |_| {});
+    assert!(
+        tokio::time::timeout(Duration::from_millis(10), run)
+            .await
+            .is_err(),
+        "the pods sleep {ms} ms"
+    );
+    host
+}
+
 /// A run dropped mid-way leaves its pods running; their updates wake the next run of the
 /// same host, which finishes the Job.
 #[tokio::test(start_paused = true)]
 async fn pods_of_a_dropped_run_wake_the_next_run() {
-    let mut host = submitted(&job(
-        "  completions: 2\n  parallelism: 2",
-        "Never",
-        &["sleep", "100"],
-    ));
-    let first = host.run(std::future::pending(), |_| {});
-    assert!(
-        tokio::time::timeout(Duration::from_millis(10), first)
-            .await
-            .is_err(),
-        "the pods sleep 100 ms"
-    );
+    let mut host = two_pods_of_a_dropped_run("100").await;
     let second = host.run(std::future::pending(), |_| {});
     tokio::time::timeout(Duration::from_secs(60), second)
         .await
@@ -310,18 +317,7 @@ async fn pods_of_a_dropped_run_wake_the_next_run() {
 /// Pods still running when their host is dropped stop with it: nothing would hear of them.
 #[tokio::test(start_paused = true)]
 async fn pods_stop_with_their_dropped_host() {
-    let mut host = submitted(&job(
-        "  completions: 2\n  parallelism: 2",
-        "Never",
-        &["sleep", "3600000"],
-    ));
-    let run = host.run(std::future::pending(), |_| {});
-    assert!(
-        tokio::time::timeout(Duration::from_millis(10), run)
-            .await
-            .is_err(),
-        "the pods sleep an hour"
-    );
+    let host = two_pods_of_a_dropped_run("3600000").await;
     let metrics = tokio::runtime::Handle::current().metrics();
     assert_eq!(metrics.num_alive_tasks(), 2, "a task per pod");
     drop(host);
